@@ -1,0 +1,106 @@
+package mmipc
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// copyWindow is how much of each file CopyFile maps at a time, so that files larger than the
+// address space allows (or than is wise) copy in bounded memory. A multiple of any page size.
+var copyWindow int64 = 64 << 20
+
+// CopyFile copies the regular file src to dst through memory mappings, like cp: dst is created or
+// replaced with src's bytes and permission bits; an empty src gives an empty dst. The copy is
+// written under a temporary name beside dst and renamed over it, so dst is never seen half-written
+// and a failed copy leaves the old dst intact (a dst that is a symlink is replaced, not followed).
+// Copying a file onto itself is EINVAL.
+func CopyFile(src, dst string) error {
+	fail := func(err error, detail string) error {
+		return &Error{Op: "copy_file", Name: src, Path: dst, Errno: errnoOf(err), Detail: detail}
+	}
+	if src == "" || dst == "" {
+		return fail(syscall.EINVAL, "empty path")
+	}
+	in, size, err := openRegular(src, unix.O_RDONLY)
+	if err != nil {
+		return fail(err, "source: "+detailOf(err))
+	}
+	defer in.Close()
+	var sst, dst2 unix.Stat_t
+	if err := unix.Fstat(int(in.Fd()), &sst); err != nil {
+		return fail(err, "")
+	}
+	if unix.Stat(dst, &dst2) == nil && dst2.Dev == sst.Dev && dst2.Ino == sst.Ino {
+		return fail(syscall.EINVAL, "source and destination are the same file")
+	}
+
+	tmp := filepath.Join(filepath.Dir(dst), fmt.Sprintf(".%s.mmipc-%d-%016x.tmp", filepath.Base(dst), os.Getpid(), rand.Uint64()))
+	fd, err := unix.Open(tmp, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fail(err, "creating the temporary file beside the destination")
+	}
+	out := os.NewFile(uintptr(fd), tmp)
+	renamed := false
+	defer func() {
+		out.Close()
+		if !renamed {
+			unix.Unlink(tmp)
+		}
+	}()
+	if err := unix.Fchmod(fd, sst.Mode&0o777); err != nil {
+		return fail(err, "fchmod")
+	}
+	if size > 0 {
+		if err := reserve(fd, size); err != nil {
+			return fail(err, fmt.Sprintf("reserving %d bytes", size))
+		}
+		for off := int64(0); off < size; off += copyWindow {
+			if err := copyWindowAt(int(in.Fd()), fd, off, min(copyWindow, size-off)); err != nil {
+				return fail(err, fmt.Sprintf("at offset %d", off))
+			}
+		}
+	}
+	if err := unix.Rename(tmp, dst); err != nil {
+		return fail(err, "renaming the copy into place")
+	}
+	renamed = true
+	return nil
+}
+
+// copyWindowAt copies n bytes at offset off from one file to the other through two mappings.
+func copyWindowAt(srcFd, dstFd int, off, n int64) error {
+	src, err := unix.Mmap(srcFd, off, int(n), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return err
+	}
+	defer unix.Munmap(src)
+	dst, err := unix.Mmap(dstFd, off, int(n), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return err
+	}
+	defer unix.Munmap(dst)
+	_ = unix.Madvise(src, unix.MADV_SEQUENTIAL)
+	return copyFaultSafe(dst, src)
+}
+
+// copyFaultSafe copies between mappings, turning a fault (the source was truncated under us, and
+// reading past its new end raises SIGBUS) into EIO instead of a crash.
+func copyFaultSafe(dst, src []byte) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			if _, fault := r.(interface{ Addr() uintptr }); !fault {
+				panic(r)
+			}
+			err = reason{syscall.EIO, "the file changed size during the copy"}
+		}
+	}()
+	copy(dst, src)
+	return nil
+}
