@@ -161,8 +161,8 @@ int mmipc_sync(mmipc_region *r);
 int mmipc_copy_file(const char *src, const char *dst);
 
 /*
- * mmipc_last_error - a message describing this thread's last failed mmipc call, naming the call,
- * the name and the cause, e.g. `mmipc_open "jobs" (/dev/shm/jobs): protocol error: bad magic ...`.
+ * mmipc_last_error - describe this thread's last failed mmipc call.
+ * Returns a message naming the call, the name and the cause, e.g. `mmipc_open "jobs" (/dev/shm/jobs): protocol error: bad magic ...`.
  * "" if no call has failed on this thread. Like errno it is not cleared by a success. The string
  * belongs to the library and stays valid until the next failure on the same thread.
  * Fork-safe.
@@ -170,8 +170,9 @@ int mmipc_copy_file(const char *src, const char *dst);
 const char *mmipc_last_error(void);
 
 /*
- * mmipc_version - the library's version, "MAJOR.MINOR.PATCH" (compare with MMIPC_VERSION to detect
- * a header/library mismatch). A static string. Fork-safe.
+ * mmipc_version - the library's version.
+ * Returns "MAJOR.MINOR.PATCH", a static string (compare it with MMIPC_VERSION to detect a
+ * header/library mismatch). Fork-safe.
  */
 const char *mmipc_version(void);
 
