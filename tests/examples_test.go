@@ -148,3 +148,36 @@ func TestExampleCopyFile(t *testing.T) {
 		t.Errorf("no arguments: exit %d, output %q", r.code, r.out)
 	}
 }
+
+// The README's C example compiles and does what it says.
+func TestReadmeCExample(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(readme)
+	start := strings.Index(text, "```c\n")
+	if start < 0 {
+		t.Fatal("README.md has no C example")
+	}
+	code := text[start+len("```c\n"):]
+	code = code[:strings.Index(code, "```")]
+	dir := t.TempDir()
+	src := filepath.Join(dir, "readme.c")
+	if err := os.WriteFile(src, []byte(code), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "readme")
+	if out, err := exec.Command(cc, "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-I"+root, "-o", bin, src,
+		"-L"+libDir, "-lmmipc", "-Wl,-rpath,"+libDir).CombinedOutput(); err != nil {
+		t.Fatalf("README example does not compile: %v\n%s", err, out)
+	}
+	rdir := regionDir(t)
+	r := runProgram(t, time.Minute, rdir, []string{"MMIPC_DIR=" + rdir}, bin)
+	if r.code != 0 || r.out != "hi from C (4096 bytes)\n" {
+		t.Fatalf("README example: exit %d, output %q", r.code, r.out)
+	}
+	if entries, _ := os.ReadDir(rdir); len(entries) != 0 {
+		t.Errorf("README example left %d files behind", len(entries))
+	}
+}
