@@ -50,11 +50,17 @@ func (h Header) FileSize() (size int64, ok bool) {
 }
 
 func regionFileSize(headerSize, dataSize uint64) (int64, bool) {
-	if headerSize == 0 || dataSize > math.MaxInt64-2*headerSize {
+	if headerSize == 0 {
 		return 0, false
 	}
-	rounded := (dataSize + headerSize - 1) / headerSize * headerSize
-	return int64(headerSize + rounded), true
+	pages := dataSize / headerSize // data pages, in header-size units
+	if dataSize%headerSize != 0 {
+		pages++
+	}
+	if pages >= math.MaxInt64/headerSize { // (pages + 1) * headerSize would pass MaxInt64
+		return 0, false
+	}
+	return int64((pages + 1) * headerSize), true
 }
 
 // Encode writes the fixed fields and their CRC into b[:HeaderFixedLen].
