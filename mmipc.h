@@ -125,7 +125,9 @@ int mmipc_detach(mmipc_region *r);
  * mmipc_unlink - remove a named region's name. Attached processes keep working on the memory,
  * which is freed when the last one detaches; the name can be created anew at once.
  * Returns 0, or -1 with errno ENOENT, EPROTO (the file is not a valid region: mmipc_unlink never
- * deletes an ordinary file), ELOOP (a symlink), EINVAL (NULL or bad name), EACCES, ENOTSUP.
+ * deletes an ordinary file), ELOOP (a symlink), EINVAL (NULL or bad name), EACCES (the directory is
+ * not writable, or the region not readable: unlink reads the header to check it is a region),
+ * ENOTSUP.
  */
 int mmipc_unlink(const char *name);
 

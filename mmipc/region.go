@@ -15,22 +15,32 @@ import (
 
 // Region is one attachment to shared memory: a named region, an anonymous region, or a raw file
 // mapping. Its bytes stay mapped until Close; a slice from Bytes must not be used after that.
-// A Region is safe for concurrent use; the shared bytes themselves are not synchronised.
+// A Region's methods are safe for concurrent use; the shared bytes themselves are not synchronised.
 type Region struct {
-	name       string
-	file       *os.File
-	mem        []byte // the whole mapping: header page (named regions only), then data
-	data       []byte // the usable bytes
-	closeOnce  sync.Once
+	name string
+	file *os.File
+
+	mu         sync.RWMutex // guards mem and data against Close
+	mem        []byte       // the whole mapping: header page (named regions only), then data
+	data       []byte       // the usable bytes
+	closed     bool
 	closeError error
 }
 
 // Bytes returns the region's usable bytes (after the header, for a named region). The slice aliases
 // the shared mapping: writes are seen by every peer. It is nil after Close.
-func (r *Region) Bytes() []byte { return r.data }
+func (r *Region) Bytes() []byte {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.data
+}
 
-// Size returns the number of usable bytes: exactly the size asked at creation.
-func (r *Region) Size() int { return len(r.data) }
+// Size returns the number of usable bytes: exactly the size asked at creation (0 after Close).
+func (r *Region) Size() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.data)
+}
 
 // Name returns the name or path the region was created or opened with ("" when anonymous).
 func (r *Region) Name() string { return r.name }
@@ -42,12 +52,18 @@ func (r *Region) File() *os.File { return r.file }
 // Mapping returns the whole mapping: for a named region the header page followed by the data, for
 // the others the data itself. It is for code that must unmap without Go, such as the C library's
 // fork-safe detach; ordinary users want Bytes.
-func (r *Region) Mapping() []byte { return r.mem }
+func (r *Region) Mapping() []byte {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.mem
+}
 
 // Sync flushes the mapping to its file with msync(MS_SYNC). It is a cheap no-op for memory-backed
 // regions.
 func (r *Region) Sync() error {
-	if r.mem == nil {
+	r.mu.RLock() // held so that Close cannot unmap under msync
+	defer r.mu.RUnlock()
+	if r.closed {
 		return &Error{Op: "sync", Name: r.name, Errno: syscall.EBADF, Detail: "region is closed"}
 	}
 	if err := unix.Msync(r.mem, unix.MS_SYNC); err != nil {
@@ -59,16 +75,20 @@ func (r *Region) Sync() error {
 // Close unmaps the region and closes its file. Peers are unaffected, and a named region keeps its
 // name (see Unlink). Calling Close again returns the first call's result.
 func (r *Region) Close() error {
-	r.closeOnce.Do(func() {
-		err := unix.Munmap(r.mem)
-		if cerr := r.file.Close(); err == nil {
-			err = cerr
-		}
-		r.mem, r.data = nil, nil
-		if err != nil {
-			r.closeError = &Error{Op: "close", Name: r.name, Errno: errnoOf(err)}
-		}
-	})
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return r.closeError
+	}
+	r.closed = true
+	err := unix.Munmap(r.mem)
+	if cerr := r.file.Close(); err == nil {
+		err = cerr
+	}
+	r.mem, r.data = nil, nil
+	if err != nil {
+		r.closeError = &Error{Op: "close", Name: r.name, Errno: errnoOf(err)}
+	}
 	return r.closeError
 }
 
