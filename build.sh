@@ -4,6 +4,7 @@
 #   ./build.sh test            build, then run every test suite; the last line is "N passed, M failed"
 #   ./build.sh lib [DIR]       build only libmmipc.so (into DIR, default build/)
 #   ./build.sh examples        build the library and the C examples
+#   ./build.sh check           the C tests and examples under AddressSanitizer + UBSan (also in test)
 #   ./build.sh bench           benchmarks (see issue: not yet)
 #   ./build.sh install PREFIX  install libmmipc.so and mmipc.h under PREFIX/lib and PREFIX/include
 set -euo pipefail
@@ -46,6 +47,15 @@ demo() {
 	(cd "$dir" && "$BUILD/examples/classic_file")
 }
 
+# The C test drivers and examples again, compiled with AddressSanitizer and UndefinedBehaviorSanitizer.
+# handle_segv=0 leaves SIGSEGV to the tests that expect a write to a read-only mapping to kill a child.
+run_sanitized() {
+	MMIPC_BUILD_DIR=$BUILD \
+		MMIPC_TEST_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+		ASAN_OPTIONS=handle_segv=0:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		go test -count=1 -v -timeout 20m -run 'TestC|TestExample' ./tests/
+}
+
 run_tests() {
 	build_lib
 	build_examples
@@ -80,7 +90,13 @@ run_tests() {
 	echo "go test: $gp passed, $gf failed, $gs skipped"
 	passed=$((passed + gp)); failed=$((failed + gf)); skipped=$((skipped + gs))
 
-	# Suite 3: Python through ctypes, standard library only.
+	# Suite 3: the same C programs under sanitizers.
+	status=0
+	run_sanitized >"$log/sanitizers.txt" 2>&1 || status=$?
+	if [ "$status" -eq 0 ] && grep -q '^ok' "$log/sanitizers.txt"; then pass "C tests and examples under ASan+UBSan"
+	else fail "C tests and examples under ASan+UBSan (log: $log/sanitizers.txt)"; grep -E -A30 -- '--- FAIL|ERROR: AddressSanitizer|runtime error' "$log/sanitizers.txt" | head -80; fi
+
+	# Suite 4: Python through ctypes, standard library only.
 	status=0
 	MMIPC_LIB=$BUILD/libmmipc.so python3 -m unittest discover -v -s tests/python -p 'test_*.py' \
 		>"$log/python.txt" 2>&1 || status=$?
@@ -105,6 +121,7 @@ case "${1:-}" in
 lib) build_lib "${2:-}" ;;
 examples) build_lib; build_examples ;;
 test) run_tests ;;
+check) build_lib; run_sanitized ;;
 bench)
 	echo "./build.sh bench: the benchmark suite is not built yet (tracked in the benchmarks issue)" >&2
 	exit 2 ;;

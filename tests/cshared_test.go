@@ -75,10 +75,12 @@ func compileC(t *testing.T, src string) string {
 	if _, err := os.Stat(bin); err == nil {
 		return bin
 	}
-	args := []string{"-std=gnu11", "-g", "-O1", "-Wall", "-Wextra", "-Werror",
-		"-I" + root, "-I" + filepath.Join(root, "tests", "c"),
+	args := []string{"-std=gnu11", "-g", "-O1", "-Wall", "-Wextra", "-Werror"}
+	// ./build.sh check sets this to build the C programs with sanitizers.
+	args = append(args, strings.Fields(os.Getenv("MMIPC_TEST_CFLAGS"))...)
+	args = append(args, "-I"+root, "-I"+filepath.Join(root, "tests", "c"),
 		"-o", bin, filepath.Join(root, src),
-		"-L" + libDir, "-lmmipc", "-Wl,-rpath," + libDir, "-lpthread"}
+		"-L"+libDir, "-lmmipc", "-Wl,-rpath,"+libDir, "-lpthread")
 	if out, err := exec.Command(cc, args...).CombinedOutput(); err != nil {
 		t.Fatalf("%s %s: %v\n%s", cc, strings.Join(args, " "), err, out)
 	}
