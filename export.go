@@ -81,7 +81,7 @@ func fill(out *C.struct_mmipc_region, r *mmipc.Region, err error, errbuf *C.char
 	out.map_len = C.size_t(len(m))
 	out.data = unsafe.Pointer(unsafe.SliceData(b))
 	out.size = C.size_t(len(b))
-	out.fd = C.int(r.File().Fd())
+	out.fd = C.int(r.Fd())
 	out.gostate = pointer.Save(r)
 	return 0
 }

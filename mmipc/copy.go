@@ -27,15 +27,13 @@ func CopyFile(src, dst string) error {
 	if src == "" || dst == "" {
 		return fail(syscall.EINVAL, "empty path")
 	}
-	in, size, err := openRegular(src, unix.O_RDONLY)
+	in, sst, err := openRegular(src, unix.O_RDONLY)
 	if err != nil {
-		return fail(err, "source: "+detailOf(err))
+		return fail(err, detailOf(err))
 	}
-	defer in.Close()
-	var sst, dst2 unix.Stat_t
-	if err := unix.Fstat(int(in.Fd()), &sst); err != nil {
-		return fail(err, "")
-	}
+	defer unix.Close(in)
+	size := sst.Size
+	var dst2 unix.Stat_t
 	if unix.Stat(dst, &dst2) == nil && dst2.Dev == sst.Dev && dst2.Ino == sst.Ino {
 		return fail(syscall.EINVAL, "source and destination are the same file")
 	}
@@ -45,10 +43,9 @@ func CopyFile(src, dst string) error {
 	if err != nil {
 		return fail(err, "creating the temporary file beside the destination")
 	}
-	out := os.NewFile(uintptr(fd), tmp)
 	renamed := false
 	defer func() {
-		out.Close()
+		unix.Close(fd)
 		if !renamed {
 			unix.Unlink(tmp)
 		}
@@ -61,7 +58,7 @@ func CopyFile(src, dst string) error {
 			return fail(err, fmt.Sprintf("reserving %d bytes", size))
 		}
 		for off := int64(0); off < size; off += copyWindow {
-			if err := copyWindowAt(int(in.Fd()), fd, off, min(copyWindow, size-off)); err != nil {
+			if err := copyWindowAt(in, fd, off, min(copyWindow, size-off)); err != nil {
 				return fail(err, fmt.Sprintf("at offset %d", off))
 			}
 		}

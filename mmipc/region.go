@@ -18,9 +18,10 @@ import (
 // A Region's methods are safe for concurrent use; the shared bytes themselves are not synchronised.
 type Region struct {
 	name string
-	file *os.File
+	fd   int // the descriptor behind the mapping, owned by the Region
 
-	mu         sync.RWMutex // guards mem and data against Close
+	mu         sync.RWMutex // guards everything below against Close
+	file       *os.File     // made on the first File call; then it owns fd
 	mem        []byte       // the whole mapping: header page (named regions only), then data
 	data       []byte       // the usable bytes
 	closed     bool
@@ -46,8 +47,21 @@ func (r *Region) Size() int {
 func (r *Region) Name() string { return r.name }
 
 // File returns the open file behind the region (a memfd for anonymous regions). It belongs to the
-// Region: Close closes it.
-func (r *Region) File() *os.File { return r.file }
+// Region: Close closes it. It is nil after Close.
+func (r *Region) File() *os.File {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	// Made on demand: os.NewFile costs system calls (and would start Go's network poller in a C
+	// program) that most users, and the C library, never need.
+	if r.file == nil && !r.closed {
+		r.file = os.NewFile(uintptr(r.fd), r.name)
+	}
+	return r.file
+}
+
+// Fd returns the descriptor behind the region (a memfd for anonymous regions). It belongs to the
+// Region and is valid until Close.
+func (r *Region) Fd() int { return r.fd }
 
 // Mapping returns the whole mapping: for a named region the header page followed by the data, for
 // the others the data itself. It is for code that must unmap without Go, such as the C library's
@@ -82,10 +96,16 @@ func (r *Region) Close() error {
 	}
 	r.closed = true
 	err := unix.Munmap(r.mem)
-	if cerr := r.file.Close(); err == nil {
+	var cerr error
+	if r.file != nil {
+		cerr = r.file.Close()
+	} else {
+		cerr = unix.Close(r.fd)
+	}
+	if err == nil {
 		err = cerr
 	}
-	r.mem, r.data = nil, nil
+	r.mem, r.data, r.file = nil, nil, nil
 	if err != nil {
 		r.closeError = &Error{Op: "close", Name: r.name, Errno: errnoOf(err)}
 	}
@@ -145,11 +165,10 @@ func (d Dir) Create(name string, size int, perm fs.FileMode) (*Region, error) {
 	}
 	// Whatever happens next, the temporary name goes: on success the region lives on under its name.
 	defer unix.Unlink(tmp)
-	file := os.NewFile(uintptr(fd), path)
 	linked := false
 	defer func() {
 		if !linked {
-			file.Close()
+			unix.Close(fd)
 		}
 	}()
 	if err := unix.Fchmod(fd, uint32(perm)); err != nil {
@@ -178,7 +197,7 @@ func (d Dir) Create(name string, size int, perm fs.FileMode) (*Region, error) {
 		return fail(errno, "")
 	}
 	linked = true
-	return &Region{name: name, file: file, mem: mem, data: mem[pageSize : pageSize+size : pageSize+size]}, nil
+	return &Region{name: name, fd: fd, mem: mem, data: mem[pageSize : pageSize+size : pageSize+size]}, nil
 }
 
 // Open attaches the named region for reading and writing. The file must be a regular file, not a
@@ -193,7 +212,7 @@ func (d Dir) open(op, name string, readOnly bool) (*Region, error) {
 	if bad != "" {
 		return nil, &Error{Op: op, Name: name, Errno: syscall.EINVAL, Detail: bad}
 	}
-	file, h, err := openRegionFile(path, readOnly)
+	fd, _, h, err := openRegionFile(path, readOnly)
 	if err != nil {
 		return nil, &Error{Op: op, Name: name, Path: path, Errno: errnoOf(err), Detail: detailOf(err)}
 	}
@@ -202,13 +221,13 @@ func (d Dir) open(op, name string, readOnly bool) (*Region, error) {
 	if readOnly {
 		prot = unix.PROT_READ
 	}
-	mem, err := unix.Mmap(int(file.Fd()), 0, int(fileSize), prot, unix.MAP_SHARED)
+	mem, err := unix.Mmap(fd, 0, int(fileSize), prot, unix.MAP_SHARED)
 	if err != nil {
-		file.Close()
+		unix.Close(fd)
 		return nil, &Error{Op: op, Name: name, Path: path, Errno: errnoOf(err), Detail: "mmap"}
 	}
 	hs, n := int(h.HeaderSize), int(h.DataSize)
-	return &Region{name: name, file: file, mem: mem, data: mem[hs : hs+n : hs+n]}, nil
+	return &Region{name: name, fd: fd, mem: mem, data: mem[hs : hs+n : hs+n]}, nil
 }
 
 // Unlink is the package-level Unlink with names resolved in d.
@@ -217,17 +236,14 @@ func (d Dir) Unlink(name string) error {
 	if bad != "" {
 		return &Error{Op: "unlink", Name: name, Errno: syscall.EINVAL, Detail: bad}
 	}
-	file, _, err := openRegionFile(path, true)
+	fd, st, _, err := openRegionFile(path, true)
 	if err != nil {
 		return &Error{Op: "unlink", Name: name, Path: path, Errno: errnoOf(err), Detail: detailOf(err)}
 	}
-	defer file.Close()
+	defer unix.Close(fd)
 	// Remove the name only if it still names the file just validated: never an ordinary file that
 	// replaced the region meanwhile.
-	var st, lst unix.Stat_t
-	if err := unix.Fstat(int(file.Fd()), &st); err != nil {
-		return &Error{Op: "unlink", Name: name, Path: path, Errno: errnoOf(err)}
-	}
+	var lst unix.Stat_t
 	if err := unix.Lstat(path, &lst); err != nil || lst.Dev != st.Dev || lst.Ino != st.Ino {
 		return &Error{Op: "unlink", Name: name, Path: path, Errno: syscall.ENOENT, Detail: "the name changed while it was being removed"}
 	}
@@ -253,21 +269,20 @@ func Anon(size int) (*Region, error) {
 	if err != nil {
 		return fail(errnoOf(err), "memfd_create")
 	}
-	file := os.NewFile(uintptr(fd), "mmipc-anon")
 	if err := reserve(fd, int64(size)); err != nil {
-		file.Close()
+		unix.Close(fd)
 		return fail(errnoOf(err), fmt.Sprintf("reserving %d bytes", size))
 	}
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_SEAL); err != nil {
-		file.Close()
+		unix.Close(fd)
 		return fail(errnoOf(err), "sealing the memfd")
 	}
 	mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
-		file.Close()
+		unix.Close(fd)
 		return fail(errnoOf(err), "mmap")
 	}
-	return &Region{file: file, mem: mem, data: mem[:size:size]}, nil
+	return &Region{fd: fd, mem: mem, data: mem[:size:size]}, nil
 }
 
 // MapFile maps a whole existing regular file, raw: no header, every byte of the file is data, as in
@@ -284,24 +299,25 @@ func MapFile(path string, writable bool) (*Region, error) {
 	if writable {
 		flags, prot = unix.O_RDWR, unix.PROT_READ|unix.PROT_WRITE
 	}
-	file, size, err := openRegular(path, flags)
+	fd, st, err := openRegular(path, flags)
 	if err != nil {
 		return fail(err, detailOf(err))
 	}
+	size := st.Size
 	if size == 0 {
-		file.Close()
+		unix.Close(fd)
 		return fail(syscall.EINVAL, "the file is empty: there is nothing to map (size it first)")
 	}
 	if size > int64(int(^uint(0)>>1)) {
-		file.Close()
+		unix.Close(fd)
 		return fail(syscall.EFBIG, "file too large to map")
 	}
-	mem, err := unix.Mmap(int(file.Fd()), 0, int(size), prot, unix.MAP_SHARED)
+	mem, err := unix.Mmap(fd, 0, int(size), prot, unix.MAP_SHARED)
 	if err != nil {
-		file.Close()
+		unix.Close(fd)
 		return fail(err, "mmap")
 	}
-	return &Region{name: path, file: file, mem: mem, data: mem[:size:size]}, nil
+	return &Region{name: path, fd: fd, mem: mem, data: mem[:size:size]}, nil
 }
 
 // reason is an errno with the reason behind it, for failures the OS's errno alone does not explain
@@ -324,51 +340,52 @@ func detailOf(err error) string {
 }
 
 // openRegular opens path without blocking and without becoming a controlling terminal, and checks
-// that it is a regular file. Anything else (directory, FIFO, device, socket) is EPROTO.
-func openRegular(path string, flags int) (*os.File, int64, error) {
+// that it is a regular file. Anything else (directory, FIFO, device, socket) is EPROTO. It returns
+// the descriptor and its fstat.
+func openRegular(path string, flags int) (int, unix.Stat_t, error) {
+	var st unix.Stat_t
 	fd, err := unix.Open(path, flags|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		switch err {
 		case unix.EISDIR, unix.ENXIO, unix.ENODEV, unix.EOPNOTSUPP:
-			return nil, 0, notRegion("not a regular file")
+			return -1, st, notRegion("not a regular file")
 		}
-		return nil, 0, err
+		return -1, st, err
 	}
-	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		unix.Close(fd)
-		return nil, 0, err
+		return -1, st, err
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		unix.Close(fd)
-		return nil, 0, notRegion("not a regular file")
+		return -1, st, notRegion("not a regular file")
 	}
-	return os.NewFile(uintptr(fd), path), st.Size, nil
+	return fd, st, nil
 }
 
 // openRegionFile opens a named region's file (never through a symlink) and validates its header
 // against the file's real size, reading it with pread so that a short file cannot fault.
-func openRegionFile(path string, readOnly bool) (*os.File, Header, error) {
+func openRegionFile(path string, readOnly bool) (int, unix.Stat_t, Header, error) {
 	flags := unix.O_RDWR
 	if readOnly {
 		flags = unix.O_RDONLY
 	}
-	file, size, err := openRegular(path, flags|unix.O_NOFOLLOW)
+	fd, st, err := openRegular(path, flags|unix.O_NOFOLLOW)
 	if err != nil {
-		return nil, Header{}, err
+		return -1, st, Header{}, err
 	}
 	buf := make([]byte, HeaderFixedLen)
-	n, err := unix.Pread(int(file.Fd()), buf, 0)
+	n, err := unix.Pread(fd, buf, 0)
 	if err != nil {
-		file.Close()
-		return nil, Header{}, err
+		unix.Close(fd)
+		return -1, st, Header{}, err
 	}
-	h, err := DecodeHeader(buf[:n], size)
+	h, err := DecodeHeader(buf[:n], st.Size)
 	if err != nil {
-		file.Close()
-		return nil, Header{}, notRegion(err.Error())
+		unix.Close(fd)
+		return -1, st, Header{}, notRegion(err.Error())
 	}
-	return file, h, nil
+	return fd, st, h, nil
 }
 
 // reserve gives the file its size with fallocate, so that a full /dev/shm is reported now as ENOSPC
