@@ -9,7 +9,6 @@
  * status is counted as one check here: 0 passed, 42 its checks failed, anything else is explained.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -26,53 +25,18 @@
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
+#include "testutil.h"
 
 #define NOBODY 65534
 
-static char dir[PATH_MAX]; /* MMIPC_DIR */
 static long page;
 
 /* ---------------------------------------------------------------------------------------------
  * helpers
  */
-
-static void die(const char *what)
-{
-	printf("not ok - setup: %s: %s\n", what, strerror(errno));
-	printf("setup failed\n");
-	exit(2);
-}
-
-/* out = a/b, refusing to truncate. */
-static void join(char *out, const char *a, const char *b)
-{
-	int n = snprintf(out, PATH_MAX, "%s/%s", a, b);
-	if (n < 0 || n >= PATH_MAX) {
-		errno = ENAMETOOLONG;
-		die(b);
-	}
-}
-
-/* The file behind a name: <MMIPC_DIR>/<name>, or the name itself when it contains '/'. */
-static void path_of(char *buf, const char *name)
-{
-	int n = strchr(name, '/') ? snprintf(buf, PATH_MAX, "%s", name)
-				  : snprintf(buf, PATH_MAX, "%s/%s", dir, name);
-	if (n < 0 || n >= PATH_MAX) {
-		errno = ENAMETOOLONG;
-		die(name);
-	}
-}
-
-static int exists(const char *path)
-{
-	struct stat st;
-	return lstat(path, &st) == 0;
-}
 
 /* The last error must name the call and (when given) the name. */
 static void expect_msg(const char *what, const char *fn, const char *name)
@@ -95,14 +59,11 @@ static void expect_msg(const char *what, const char *fn, const char *name)
 		expect_msg(#call, fn, name);                                                      \
 	} while (0)
 
-static void write_file(const char *path, const void *buf, size_t n)
+/* Setup: path holds exactly the n bytes of buf, mode 0644. */
+static void write_file_or_die(const char *path, const void *buf, size_t n)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
+	if (write_file(path, buf, n, 0644) != 0)
 		die(path);
-	if (n > 0 && write(fd, buf, n) != (ssize_t)n)
-		die(path);
-	close(fd);
 }
 
 static void pwrite_at(const char *path, off_t off, const void *buf, size_t n)
@@ -154,11 +115,6 @@ static void make_region(const char *name, size_t size, unsigned mode)
 	mmipc_detach(r);
 }
 
-static off_t region_file_size(size_t size)
-{
-	return page + (off_t)((size + page - 1) / page * page);
-}
-
 static void on_alarm(int sig)
 {
 	(void)sig;
@@ -194,50 +150,14 @@ static void fresh_region(const char *name, char *p)
 	path_of(p, name);
 }
 
-/* Names the ".mmipc-*" temporary files left in `d` (there must be none). */
-static void expect_no_temp_files(const char *d)
-{
-	DIR *dp = opendir(d);
-	if (dp == NULL)
-		die(d);
-	char left[1024] = "";
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(dp)) != NULL) {
-		if (strncmp(e->d_name, ".mmipc-", 7) == 0 || strstr(e->d_name, ".mmipc-") != NULL) {
-			n++;
-			strncat(left, " ", sizeof left - strlen(left) - 1);
-			strncat(left, e->d_name, sizeof left - strlen(left) - 1);
-		}
-	}
-	closedir(dp);
-	check(n == 0, "no temporary file left in %s: got %d:%s", d, n, left);
-}
-
 /* Counts every entry of `d` but . and .. (there must be none). */
 static void expect_empty_dir(const char *d)
 {
-	DIR *dp = opendir(d);
-	if (dp == NULL)
+	char left[1024];
+	int n = list_entries(d, ENTRIES_ALL, left, sizeof left);
+	if (n < 0)
 		die(d);
-	char left[1024] = "";
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(dp)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		n++;
-		strncat(left, " ", sizeof left - strlen(left) - 1);
-		strncat(left, e->d_name, sizeof left - strlen(left) - 1);
-	}
-	closedir(dp);
-	check(n == 0, "%s is empty after the failed create: got %d entries:%s", d, n, left);
-}
-
-static void set_dir_env(const char *d)
-{
-	if (setenv("MMIPC_DIR", d, 1) != 0)
-		die("setenv");
+	check(n == 0, "%s is empty after the failed create: got %d entries: %s", d, n, left);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -267,7 +187,7 @@ static void test_eexist(void)
 	}
 	/* Any existing file takes the name, and is left alone. */
 	path_of(p, "plain_taken");
-	write_file(p, "user data\n", 10);
+	write_file_or_die(p, "user data\n", 10);
 	NULL_E(mmipc_create("plain_taken", 4096, 0), EEXIST, "mmipc_create", "plain_taken");
 	char buf[16] = "";
 	pread_at(p, 0, buf, 10);
@@ -294,12 +214,12 @@ static void test_enoent(void)
 	check(!exists("no_such_dir"), "the failed create made no directory");
 	NULL_E(mmipc_open("no_such_dir/region", 0), ENOENT, "mmipc_open", "no_such_dir/region");
 	/* MMIPC_DIR naming a missing directory. */
-	join(p, dir, "no_such_dir");
+	join(p, test_dir, "no_such_dir");
 	set_dir_env(p);
 	NULL_E(mmipc_create("region", 4096, 0), ENOENT, "mmipc_create", "region");
 	NULL_E(mmipc_open("region", 0), ENOENT, "mmipc_open", "region");
 	FAIL_E(mmipc_unlink("region"), ENOENT, "mmipc_unlink", "region");
-	set_dir_env(dir);
+	set_dir_env(test_dir);
 	check(!exists(p), "the failed create made no directory %s", p);
 }
 
@@ -427,7 +347,7 @@ static void test_eproto(void)
 	{
 		char *junk = malloc(2 * page);
 		memset(junk, 'A', 2 * page);
-		write_file(p, junk, 2 * page);
+		write_file_or_die(p, junk, 2 * page);
 		free(junk);
 	}
 	expect_not_region("p_junk", "a two-page file of 'A'");
@@ -550,17 +470,17 @@ static void test_eproto(void)
 	}
 
 	path_of(p, "p_empty");
-	write_file(p, "", 0);
+	write_file_or_die(p, "", 0);
 	expect_not_region("p_empty", "an empty file");
 
 	path_of(p, "p_short10");
-	write_file(p, "0123456789", 10);
+	write_file_or_die(p, "0123456789", 10);
 	expect_not_region("p_short10", "a 10-byte file");
 
 	path_of(p, "p_short63");
 	memset(buf, 0, sizeof buf);
 	memcpy(buf, "MMIPCREG", 8);
-	write_file(p, buf, 63);
+	write_file_or_die(p, buf, 63);
 	expect_not_region("p_short63", "63 bytes that start with the magic");
 
 	path_of(p, "p_dir");
@@ -607,15 +527,15 @@ static void test_eproto(void)
 
 	printf("# mmipc_unlink never deletes an ordinary file\n");
 	path_of(p, "p_plain");
-	write_file(p, "precious\n", 9);
+	write_file_or_die(p, "precious\n", 9);
 	expect_not_region("p_plain", "an ordinary file (name)");
-	write_file("p_plain_rel.txt", "precious\n", 9);
+	write_file_or_die("p_plain_rel.txt", "precious\n", 9);
 	expect_not_region("./p_plain_rel.txt", "an ordinary file (relative path)");
 	if (mkdir("p_sub", 0755) != 0)
 		die("mkdir p_sub");
-	write_file("p_sub/notes.txt", "precious\n", 9);
+	write_file_or_die("p_sub/notes.txt", "precious\n", 9);
 	expect_not_region("p_sub/notes.txt", "an ordinary file (path in a subdirectory)");
-	join(p, dir, "p_sub/notes.txt");
+	join(p, test_dir, "p_sub/notes.txt");
 	expect_not_region(p, "an ordinary file (absolute path)");
 	char got[16] = "";
 	pread_at("p_sub/notes.txt", 0, got, 9);
@@ -712,20 +632,20 @@ static void restricted_checks(const char *d)
 static void acc_setup(int root)
 {
 	char acc[PATH_MAX], accw[PATH_MAX], p[PATH_MAX];
-	join(acc, dir, "acc");
-	join(accw, dir, "accw");
+	join(acc, test_dir, "acc");
+	join(accw, test_dir, "accw");
 	if (mkdir(acc, 0755) != 0 || chmod(acc, 0755) != 0)
 		die("mkdir acc");
 	if (mkdir(accw, 0777) != 0 || chmod(accw, 0777) != 0)
 		die("mkdir accw");
 	/* The test directory is 0700: let the other user traverse it. */
-	if (root && chmod(dir, 0755) != 0)
+	if (root && chmod(test_dir, 0755) != 0)
 		die("chmod the test directory");
 	set_dir_env(acc);
 	make_region("private", 4096, 0600);
 	make_region("public", 4096, 0666);
 	make_region("victim", 4096, 0644);
-	set_dir_env(dir);
+	set_dir_env(test_dir);
 	if (!root) {
 		join(p, acc, "private");
 		if (chmod(p, 0) != 0 || chmod(acc, 0555) != 0)
@@ -736,7 +656,7 @@ static void acc_setup(int root)
 static void acc_verify(int root)
 {
 	char acc[PATH_MAX], p[PATH_MAX];
-	join(acc, dir, "acc");
+	join(acc, test_dir, "acc");
 	if (!root) {
 		join(p, acc, "private");
 		if (chmod(acc, 0755) != 0 || chmod(p, 0600) != 0)
@@ -748,8 +668,8 @@ static void acc_verify(int root)
 	      "the other user's write reached the 0666 region: got \"%.17s\" [%s]",
 	      r ? (char *)mmipc_data(r) : "", r ? "" : mmipc_last_error());
 	mmipc_detach(r);
-	set_dir_env(dir);
-	join(p, dir, "accw/mine");
+	set_dir_env(test_dir);
+	join(p, test_dir, "accw/mine");
 	struct stat st = {0};
 	uid_t want = root ? NOBODY : geteuid();
 	int sr = stat(p, &st);
@@ -758,7 +678,6 @@ static void acc_verify(int root)
 	      (int)st.st_uid, (unsigned)(st.st_mode & 07777), (int)want);
 }
 
-static const char *argv0;
 extern char **environ;
 
 /* Copies the file src to dst (mode 0644) with read/write: test plumbing, not the library's copy. */
@@ -793,7 +712,7 @@ static char **nobody_environment(void)
 		errno = ENOENT;
 		die("dladdr(mmipc_version): where is libmmipc.so?");
 	}
-	join(libdir, dir, "nobody_lib");
+	join(libdir, test_dir, "nobody_lib");
 	if (mkdir(libdir, 0755) != 0 || chmod(libdir, 0755) != 0)
 		die(libdir);
 	join(dst, libdir, "libmmipc.so");
@@ -819,24 +738,15 @@ static void test_eacces(void)
 	if (geteuid() != 0) {
 		printf("# EACCES: not root, checking against files chmod-ed here\n");
 		acc_setup(0);
-		restricted_checks(dir);
+		restricted_checks(test_dir);
 		acc_verify(0);
 		return;
 	}
 	printf("# EACCES: root bypasses permissions, so re-run as uid/gid %d\n", NOBODY);
 	acc_setup(1);
-	/* Re-execute this program. /proc/self/exe is resolved here, before the fork: the same file,
-	 * and under valgrind the program rather than valgrind's tool. */
-	char self[PATH_MAX] = "/proc/self/exe";
-	ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
-	if (sl > 0)
-		self[sl] = 0;
-	else
-		snprintf(self, sizeof self, "/proc/self/exe");
+	/* Re-execute this program: self_exe was resolved by find_self in main, before any fork. */
 	char **env = nobody_environment();
-	fflush(stdout);
-	fflush(stderr);
-	pid_t pid = fork();
+	pid_t pid = fork_flushed();
 	if (pid < 0)
 		die("fork");
 	if (pid == 0) {
@@ -845,40 +755,31 @@ static void test_eacces(void)
 			dprintf(2, "test_errors child: dropping to uid %d: %s\n", NOBODY, strerror(errno));
 			_exit(125);
 		}
-		char *args[] = {(char *)argv0, "--as-nobody", dir, NULL};
-		execve(self, args, env);
-		dprintf(2, "test_errors child: execv %s as uid %d: %s\n", self, NOBODY, strerror(errno));
+		char *args[] = {self_argv0, "--as-nobody", test_dir, NULL};
+		execve(self_exe, args, env);
+		dprintf(2, "test_errors child: execv %s as uid %d: %s\n", self_exe, NOBODY, strerror(errno));
 		_exit(126);
 	}
-	int st = 0;
-	alarm(60);
-	pid_t w = waitpid(pid, &st, 0);
-	alarm(0);
+	int st = 0, w = wait_bounded(pid, 60, &st);
 	free(env);
 	char why[PATH_MAX + 128];
-	if (w != pid)
-		snprintf(why, sizeof why, "waitpid: %s", strerror(errno));
-	else if (WIFSIGNALED(st))
-		snprintf(why, sizeof why, "killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
-	else if (WEXITSTATUS(st) == 125)
+	if (exited_with(w, st, 125))
 		snprintf(why, sizeof why, "exit 125: it could not drop to uid %d", NOBODY);
-	else if (WEXITSTATUS(st) == 126)
-		snprintf(why, sizeof why, "exit 126: it could not exec %s", self);
-	else if (WEXITSTATUS(st) == 127)
+	else if (exited_with(w, st, 126))
+		snprintf(why, sizeof why, "exit 126: it could not exec %s", self_exe);
+	else if (exited_with(w, st, 127))
 		snprintf(why, sizeof why, "exit 127: the program or its library could not be loaded as uid %d", NOBODY);
-	else if (WEXITSTATUS(st) == 42)
+	else if (exited_with(w, st, 42))
 		snprintf(why, sizeof why, "exit 42: some of its checks failed (above)");
 	else
-		snprintf(why, sizeof why, "exit %d", WEXITSTATUS(st));
-	check(w == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-	      "the uid-%d part (a re-executed child) passed: got %s", NOBODY,
-	      w == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "exit 0" : why);
+		describe(w, st, why, sizeof why);
+	check(exited_zero(w, st), "the uid-%d part (a re-executed child) passed: got %s", NOBODY, why);
 	acc_verify(1);
 }
 
 static int nobody_main(const char *d)
 {
-	snprintf(dir, sizeof dir, "%s", d);
+	snprintf(test_dir, sizeof test_dir, "%s", d);
 	check(geteuid() != 0, "the --as-nobody part runs without root: euid %d", (int)geteuid());
 	restricted_checks(d);
 	/* A distinct status, so that the parent tells failed checks from a child that did not run. */
@@ -894,14 +795,14 @@ static void test_enospc(void)
 	char big[PATH_MAX];
 	const size_t huge = (size_t)1 << 50;
 	printf("# ENOSPC/ENOMEM/EFBIG: a 1 PiB region\n");
-	join(big, dir, "big");
+	join(big, test_dir, "big");
 	if (mkdir(big, 0700) != 0)
 		die("mkdir big");
 	set_dir_env(big);
 	errno = 0;
 	mmipc_region *r = mmipc_create("huge", huge, 0);
 	int err = errno;
-	set_dir_env(dir);
+	set_dir_env(test_dir);
 	check(r == NULL && (err == ENOSPC || err == ENOMEM || err == EFBIG),
 	      "mmipc_create(\"huge\", 1<<50): got %p errno %d (%s), want NULL with ENOSPC, ENOMEM or EFBIG [%s]",
 	      (void *)r, err, strerror(err), mmipc_last_error());
@@ -979,36 +880,18 @@ static void test_last_error(void)
 /* ---------------------------------------------------------------------------------------------
  */
 
-static void setup_dir(void)
-{
-	const char *d = getenv("MMIPC_DIR");
-	if (d == NULL || d[0] == 0) {
-		char tmpl[] = "/dev/shm/mmipc-test-errors-XXXXXX";
-		if (mkdtemp(tmpl) == NULL)
-			die("mkdtemp");
-		d = tmpl;
-		set_dir_env(d);
-		if (chdir(d) != 0)
-			die("chdir");
-		printf("# MMIPC_DIR was not set: using %s (not removed)\n", d);
-	}
-	snprintf(dir, sizeof dir, "%s", d);
-	if (chdir(dir) != 0)
-		die("chdir MMIPC_DIR");
-}
-
 int main(int argc, char **argv)
 {
-	argv0 = argv[0];
 	page = sysconf(_SC_PAGESIZE);
 	struct sigaction sa = {.sa_handler = on_alarm};
 	sigaction(SIGALRM, &sa, NULL);
 	if (argc == 3 && strcmp(argv[1], "--as-nobody") == 0)
 		return nobody_main(argv[2]);
+	find_self(argv[0]); /* before any fork: test_eacces re-executes this program */
 
 	check(strcmp(mmipc_last_error(), "") == 0, "before any failure the last error is \"\": got \"%s\"",
 	      mmipc_last_error());
-	setup_dir();
+	setup_dir("/dev/shm/mmipc-test-errors-XXXXXX");
 	test_last_error();
 	test_eexist();
 	test_enoent();
@@ -1017,7 +900,7 @@ int main(int argc, char **argv)
 	test_eloop();
 	test_eacces();
 	test_enospc();
-	expect_no_temp_files(dir);
+	expect_no_temp_files(test_dir);
 	expect_no_temp_files("p_sub");
 	return check_exit();
 }

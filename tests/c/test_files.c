@@ -10,69 +10,18 @@
  * Forked children here use only fork-safe calls (mmipc_data, mmipc_detach) or none at all.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
+#include "testutil.h"
 
 /* ---- helpers ---- */
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Waits for pid at most `secs`. Returns 1 with *st set, 0 if it was still running (then killed:
- * a hang is a failed check), -1 if waitpid failed. */
-static int wait_bounded(pid_t pid, double secs, int *st)
-{
-	double deadline = now_s() + secs;
-	for (;;) {
-		pid_t w = waitpid(pid, st, WNOHANG);
-		if (w == pid)
-			return 1;
-		if (w < 0 && errno != EINTR)
-			return -1;
-		if (now_s() > deadline) {
-			kill(pid, SIGKILL);
-			waitpid(pid, st, 0);
-			return 0;
-		}
-		usleep(1000);
-	}
-}
-
-static const char *describe(int waited, int st, char *buf, size_t n)
-{
-	if (waited == 0)
-		snprintf(buf, n, "still running at the deadline (hang; killed)");
-	else if (waited < 0)
-		snprintf(buf, n, "waitpid failed: %s", strerror(errno));
-	else if (WIFEXITED(st))
-		snprintf(buf, n, "exit %d", WEXITSTATUS(st));
-	else if (WIFSIGNALED(st))
-		snprintf(buf, n, "killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
-	else
-		snprintf(buf, n, "status %#x", st);
-	return buf;
-}
-
-static pid_t fork_flushed(void)
-{
-	fflush(stdout);
-	fflush(stderr);
-	return fork();
-}
 
 /* A call that could block (a FIFO) runs under alarm(): if it blocks, this handler reports it. */
 static const char *volatile blocking_call = "";
@@ -107,25 +56,6 @@ static void on_alarm(int sig)
 		check(ok_, "setup: %s%s%s", what, ok_ ? "" : ": ", ok_ ? "" : strerror(e_));                  \
 	} while (0)
 
-static int write_file(const char *path, const void *buf, size_t n, mode_t mode)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0)
-		return -1;
-	size_t done = 0;
-	while (done < n) {
-		ssize_t w = write(fd, (const char *)buf + done, n - done);
-		if (w <= 0) {
-			close(fd);
-			return -1;
-		}
-		done += (size_t)w;
-	}
-	int rc = fchmod(fd, mode); /* exactly, whatever the umask */
-	close(fd);
-	return rc;
-}
-
 /* Reads the whole file with read(2) into a malloc'd buffer (NUL-terminated); *n gets its size. */
 static char *slurp(const char *path, size_t *n)
 {
@@ -149,12 +79,6 @@ static char *slurp(const char *path, size_t *n)
 	return buf;
 }
 
-static int exists(const char *path)
-{
-	struct stat st;
-	return lstat(path, &st) == 0;
-}
-
 static int file_is(const char *path, const char *want)
 {
 	size_t n = 0;
@@ -162,28 +86,6 @@ static int file_is(const char *path, const char *want)
 	int ok = got != NULL && n == strlen(want) && memcmp(got, want, n) == 0;
 	free(got);
 	return ok;
-}
-
-/* Entries of dir that look like temporary files (a leading '.', or ".mmipc-"), or "" if none. */
-static int temp_files(const char *dir, char *names, size_t n)
-{
-	names[0] = 0;
-	DIR *d = opendir(dir);
-	if (d == NULL)
-		return -1;
-	int count = 0;
-	struct dirent *e;
-	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		if (e->d_name[0] == '.' || strstr(e->d_name, ".mmipc-") != NULL) {
-			count++;
-			size_t len = strlen(names);
-			snprintf(names + len, n - len, "%s%s", len ? " " : "", e->d_name);
-		}
-	}
-	closedir(d);
-	return count;
 }
 
 /* ---- mmipc_map_file ---- */
@@ -212,7 +114,7 @@ static void test_map_file_classic(void)
 	}
 	char buf[128];
 	int st = 0, w = wait_bounded(pid, 10, &st);
-	check(w == 1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	check(exited_zero(w, st),
 	      "classic: the child (strcpy into the mapping, mmipc_detach): got %s, want exit 0", describe(w, st, buf, sizeof buf));
 	check(strcmp(p, CLASSIC_TEXT) == 0, "classic: the parent reads the child's text: got \"%.63s\", want \"%s\"", p,
 	      CLASSIC_TEXT);
@@ -387,7 +289,7 @@ static void test_anon(void)
 	atomic_store(&flag[0], 1);
 	char buf[128];
 	int st = 0, w = wait_bounded(pid, 10, &st);
-	check(w == 1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	check(exited_zero(w, st),
 	      "anon: the child saw the parent's writes (before and after the fork) and detached: got %s, want exit 0",
 	      describe(w, st, buf, sizeof buf));
 	check(atomic_load(&flag[1]) == 1 && strcmp((char *)p + 4096, "to parent") == 0 && p[ANON_SIZE - 1] == 0x7e,
@@ -529,11 +431,11 @@ static void test_copy_file(void)
 	EXPECT_FAIL(mmipc_copy_file("cp/small.src", NULL), EINVAL);
 
 	char names[512];
-	int n = temp_files("cp", names, sizeof names);
+	int n = list_entries("cp", ENTRIES_HIDDEN, names, sizeof names);
 	check(n == 0, "copy: temporary files beside the destinations: got %d (%s), want 0", n, names);
-	n = temp_files("cp/subdir", names, sizeof names);
+	n = list_entries("cp/subdir", ENTRIES_HIDDEN, names, sizeof names);
 	check(n == 0, "copy: temporary files in cp/subdir: got %d (%s), want 0", n, names);
-	n = temp_files(".", names, sizeof names);
+	n = list_entries(".", ENTRIES_HIDDEN, names, sizeof names);
 	check(n == 0, "copy: temporary files in the working directory: got %d (%s), want 0", n, names);
 	umask(old_umask);
 }

@@ -14,37 +14,18 @@
  * a failed check, not a stuck test.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
+#include "testutil.h"
 
 #define STARTUP_RUNS 20
 #define BUSY_CHILDREN 50
 #define WORK_LOOPS 1000
-
-static char *prog;
-
-/* This program's file, for re-executing it in a role. readlink("/proc/self/exe") rather than
- * execv("/proc/self/exe") so that tools that interpose on exec (valgrind --trace-children) work. */
-static char self_exe[4096] = "/proc/self/exe";
-
-static void find_self(void)
-{
-	ssize_t n = readlink("/proc/self/exe", self_exe, sizeof self_exe - 1);
-	if (n > 0)
-		self_exe[n] = 0;
-	else
-		strcpy(self_exe, "/proc/self/exe");
-}
 
 /* When set, passing checks are counted but not printed (children that run thousands of them);
  * failures are always printed. */
@@ -64,114 +45,11 @@ __attribute__((format(printf, 2, 3))) static int qcheck(int ok, const char *fmt,
 	return check(ok, "%s", msg);
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Waits for pid until the monotonic time `deadline`. Returns 1 with *st set, 0 if it was still
- * running (it is then killed and reaped: a hang shows as a failed check), -1 if waitpid failed. */
-static int wait_until(pid_t pid, double deadline, int *st)
-{
-	for (;;) {
-		pid_t w = waitpid(pid, st, WNOHANG);
-		if (w == pid)
-			return 1;
-		if (w < 0 && errno != EINTR)
-			return -1;
-		if (now_s() > deadline) {
-			kill(pid, SIGKILL);
-			waitpid(pid, st, 0);
-			return 0;
-		}
-		usleep(2000);
-	}
-}
-
-static const char *describe(int waited, int st, char *buf, size_t n)
-{
-	if (waited == 0)
-		snprintf(buf, n, "still running at the deadline (hang; killed)");
-	else if (waited < 0)
-		snprintf(buf, n, "waitpid failed: %s", strerror(errno));
-	else if (WIFEXITED(st))
-		snprintf(buf, n, "exit %d", WEXITSTATUS(st));
-	else if (WIFSIGNALED(st))
-		snprintf(buf, n, "killed by signal %d (%s)%s", WTERMSIG(st), strsignal(WTERMSIG(st)),
-			 WTERMSIG(st) == SIGALRM ? ": its alarm fired, it hung" : "");
-	else
-		snprintf(buf, n, "status %#x", st);
-	return buf;
-}
-
-static int exited_zero(int waited, int st) { return waited == 1 && WIFEXITED(st) && WEXITSTATUS(st) == 0; }
-
 /* Ends a forked child: its verdict is its exit status (the parent checks it). */
 static void child_exit(void)
 {
 	fflush(stdout);
 	_exit(check_failed ? 1 : 0);
-}
-
-/* fork, flushing stdio first so that the child does not print the parent's buffered output. */
-static pid_t fork_flushed(void)
-{
-	fflush(stdout);
-	fflush(stderr);
-	return fork();
-}
-
-static pid_t spawn_self(const char *const args[])
-{
-	char *argv[16];
-	int n = 0;
-	argv[n++] = prog;
-	for (int i = 0; args[i] != NULL && n < 15; i++)
-		argv[n++] = (char *)args[i];
-	argv[n] = NULL;
-	pid_t pid = fork_flushed();
-	if (pid == 0) {
-		execv(self_exe, argv);
-		_exit(127);
-	}
-	return pid;
-}
-
-static int exists(const char *path)
-{
-	struct stat st;
-	return lstat(path, &st) == 0;
-}
-
-static int count_temp_files(char *names, size_t n)
-{
-	names[0] = 0;
-	DIR *d = opendir(".");
-	if (d == NULL)
-		return -1;
-	int count = 0;
-	struct dirent *e;
-	while ((e = readdir(d)) != NULL) {
-		if (strstr(e->d_name, ".mmipc-") != NULL) {
-			count++;
-			size_t len = strlen(names);
-			snprintf(names + len, n - len, "%s%s", len ? " " : "", e->d_name);
-		}
-	}
-	closedir(d);
-	return count;
-}
-
-static int write_file(const char *path, const void *buf, size_t n)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0)
-		return -1;
-	ssize_t w = write(fd, buf, n);
-	close(fd);
-	return w == (ssize_t)n ? 0 : -1;
 }
 
 /* Reads up to n bytes of path with read(2) (not through a mapping); returns the count or -1. */
@@ -267,7 +145,7 @@ static int role_startup(pid_t pid, char **argv)
 			expect_fork_safe_basics(who);
 			child_exit();
 		}
-		int st = 0, w = g > 0 ? wait_until(g, now_s() + 6, &st) : -1;
+		int st = 0, w = wait_bounded(g, 6, &st);
 		check(exited_zero(w, st), "startup %s: the grandchild: got %s, want exit 0", run,
 		      describe(w, st, buf, sizeof buf));
 		child_exit();
@@ -275,7 +153,7 @@ static int role_startup(pid_t pid, char **argv)
 
 	/* The parent, which forked at start-up, checks that the child had no side effect and that the
 	 * library works here (the fork must not have broken the parent's runtime). */
-	int st = 0, w = wait_until(pid, now_s() + 10, &st);
+	int st = 0, w = wait_bounded(pid, 10, &st);
 	check(exited_zero(w, st), "startup %s: the child (and its grandchild): got %s, want exit 0", run,
 	      describe(w, st, buf, sizeof buf));
 	check(!exists(child_name) && !exists(grand_name), "startup %s: no region created by the children: \"%s\" %s, \"%s\" %s",
@@ -292,7 +170,7 @@ static int role_startup(pid_t pid, char **argv)
 	check(n == 17 && memcmp(data, "fork.dat contents", 17) == 0,
 	      "startup %s: fork.dat unchanged: got %zd bytes \"%s\", want 17 \"fork.dat contents\"", run, n, data);
 	char temps[256];
-	int t = count_temp_files(temps, sizeof temps);
+	int t = list_entries(".", ENTRIES_TEMP, temps, sizeof temps);
 	check(t == 0, "startup %s: temporary files: got %d (%s), want 0", run, t, temps);
 	printf("# startup %s: %d checks, %d failed\n", run, check_count, check_failed);
 	return check_failed ? 1 : 0;
@@ -305,7 +183,7 @@ static void test_startup(void)
 		return;
 	strcpy(mmipc_data(keep), "kept");
 	mmipc_detach(keep);
-	check(write_file("fork.dat", "fork.dat contents", 17) == 0, "startup: writing fork.dat");
+	check(write_file("fork.dat", "fork.dat contents", 17, 0600) == 0, "startup: writing fork.dat");
 
 	int passed = 0;
 	char buf[160];
@@ -314,7 +192,7 @@ static void test_startup(void)
 		snprintf(run_s, sizeof run_s, "%d", run);
 		const char *args[] = {"startup", run_s, NULL};
 		pid_t pid = spawn_self(args);
-		int st = 0, w = pid > 0 ? wait_until(pid, now_s() + 20, &st) : -1;
+		int st = 0, w = wait_bounded(pid, 20, &st);
 		passed += check(exited_zero(w, st),
 				"startup run %d (fork as main's first statement, child + grandchild): got %s, want exit 0",
 				run, describe(w, st, buf, sizeof buf));
@@ -409,7 +287,7 @@ static void test_busy_parent(void)
 	char buf[160];
 	double deadline = now_s() + 20;
 	for (int i = 0; i < BUSY_CHILDREN; i++) {
-		int st = 0, w = pids[i] > 0 ? wait_until(pids[i], deadline, &st) : -1;
+		int st = 0, w = wait_until(pids[i], deadline, &st);
 		if (exited_zero(w, st))
 			good++;
 		else
@@ -495,7 +373,7 @@ static void test_child_work(void)
 {
 	char filebuf[WORK_FILE_SIZE];
 	memset(filebuf, '.', sizeof filebuf);
-	check(write_file("work.dat", filebuf, sizeof filebuf) == 0, "child work: writing work.dat");
+	check(write_file("work.dat", filebuf, sizeof filebuf, 0600) == 0, "child work: writing work.dat");
 	mmipc_region *regs[3];
 	regs[0] = EXPECT_OK_PTR(mmipc_anon(WORK_ANON_SIZE));
 	regs[1] = EXPECT_OK_PTR(mmipc_create("work", WORK_NAMED_SIZE, 0));
@@ -513,7 +391,7 @@ static void test_child_work(void)
 	if (pid == 0)
 		work_child(regs, pdata); /* does not return */
 	char buf[160];
-	int st = 0, w = pid > 0 ? wait_until(pid, now_s() + 30, &st) : -1;
+	int st = 0, w = wait_bounded(pid, 30, &st);
 	check(exited_zero(w, st), "child work: the child: got %s, want exit 0", describe(w, st, buf, sizeof buf));
 
 	for (int k = 0; k < 3; k++) {
@@ -545,7 +423,7 @@ static void test_child_work(void)
 	EXPECT_ZERO(mmipc_detach(regs[1]));
 	EXPECT_ZERO(mmipc_unlink("work"));
 	char temps[256];
-	int t = count_temp_files(temps, sizeof temps);
+	int t = list_entries(".", ENTRIES_TEMP, temps, sizeof temps);
 	check(t == 0, "fork tests: temporary files at the end: got %d (%s), want 0", t, temps);
 }
 
@@ -556,13 +434,12 @@ int main(int argc, char **argv)
 	if (argc >= 3 && strcmp(argv[1], "startup") == 0)
 		return role_startup(fork(), argv);
 
-	prog = argv[0];
 	if (argc > 1) {
 		fprintf(stderr, "usage: %s (no arguments; the roles are internal)\n", argv[0]);
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	find_self();
+	find_self(argv[0]);
 	test_startup();
 	test_busy_parent();
 	test_child_work();

@@ -13,17 +13,14 @@
  * Roles (argv[1]) are internal: "racer", "creator", "opener". Without arguments it runs the test.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdint.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
+#include "testutil.h"
 
 #define RACERS 8
 #define ROUNDS 20
@@ -33,82 +30,6 @@
 #define OC_SIZE (3 * 4096 + 77) /* distinctive: not a page multiple */
 #define OC_OPENERS 3
 #define OC_SECONDS 2.0
-
-static char *prog;
-
-/* This program's file, for re-executing it in a role. readlink("/proc/self/exe") rather than
- * execv("/proc/self/exe") so that tools that interpose on exec (valgrind --trace-children) work. */
-static char self_exe[4096] = "/proc/self/exe";
-
-static void find_self(void)
-{
-	ssize_t n = readlink("/proc/self/exe", self_exe, sizeof self_exe - 1);
-	if (n > 0)
-		self_exe[n] = 0;
-	else
-		strcpy(self_exe, "/proc/self/exe");
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* fork + exec this program with the role arguments `args` (NULL-terminated). The child execs at
- * once: it never calls into the library before exec. */
-static pid_t spawn_self(const char *const args[])
-{
-	char *argv[16];
-	int n = 0;
-	argv[n++] = prog;
-	for (int i = 0; args[i] != NULL && n < 15; i++)
-		argv[n++] = (char *)args[i];
-	argv[n] = NULL;
-	fflush(stdout);
-	fflush(stderr);
-	pid_t pid = fork();
-	if (pid == 0) {
-		execv(self_exe, argv);
-		_exit(127);
-	}
-	return pid;
-}
-
-/* Waits for pid until the monotonic time `deadline`. Returns 1 with *st set, 0 if it was still
- * running (it is then killed and reaped: a hang shows as a failed check), -1 if waitpid failed. */
-static int wait_until(pid_t pid, double deadline, int *st)
-{
-	for (;;) {
-		pid_t w = waitpid(pid, st, WNOHANG);
-		if (w == pid)
-			return 1;
-		if (w < 0 && errno != EINTR)
-			return -1;
-		if (now_s() > deadline) {
-			kill(pid, SIGKILL);
-			waitpid(pid, st, 0);
-			return 0;
-		}
-		usleep(2000);
-	}
-}
-
-static const char *describe(int waited, int st, char *buf, size_t n)
-{
-	if (waited == 0)
-		snprintf(buf, n, "still running at the deadline (hang; killed)");
-	else if (waited < 0)
-		snprintf(buf, n, "waitpid failed: %s", strerror(errno));
-	else if (WIFEXITED(st))
-		snprintf(buf, n, "exit %d", WEXITSTATUS(st));
-	else if (WIFSIGNALED(st))
-		snprintf(buf, n, "killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
-	else
-		snprintf(buf, n, "status %#x", st);
-	return buf;
-}
 
 /* A start gate: children report "ready" on one pipe and then block reading the other until the
  * parent closes its write end, which releases them all at the same instant. */
@@ -167,26 +88,6 @@ static int gate_wait(const char *ready_fd, const char *start_fd)
 		;
 	close(sfd);
 	return r == 0 ? 0 : -1;
-}
-
-/* Names of temporary files of the creation protocol left in dir, or "" if none. */
-static int count_temp_files(const char *dir, char *names, size_t n)
-{
-	names[0] = 0;
-	DIR *d = opendir(dir);
-	if (d == NULL)
-		return -1;
-	int count = 0;
-	struct dirent *e;
-	while ((e = readdir(d)) != NULL) {
-		if (strstr(e->d_name, ".mmipc-") != NULL) {
-			count++;
-			size_t len = strlen(names);
-			snprintf(names + len, n - len, "%s%s", len ? " " : "", e->d_name);
-		}
-	}
-	closedir(d);
-	return count;
 }
 
 /* ---- roles (each in its own exec'd process) ---- */
@@ -349,14 +250,14 @@ static void test_create_race(void)
 		char statuses[RACERS * 48] = "";
 		double deadline = now_s() + 25;
 		for (int i = 0; i < RACERS; i++) {
-			int st = 0, w = pids[i] > 0 ? wait_until(pids[i], deadline, &st) : -1;
+			int st = 0, w = wait_until(pids[i], deadline, &st);
 			size_t len = strlen(statuses);
 			snprintf(statuses + len, sizeof statuses - len, "%s[%d] %s", i ? ", " : "", i,
 				 describe(w, st, buf, sizeof buf));
-			if (w == 1 && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+			if (exited_zero(w, st)) {
 				won++;
 				winner = i;
-			} else if (w == 1 && WIFEXITED(st) && WEXITSTATUS(st) == 1) {
+			} else if (exited_with(w, st, 1)) {
 				eexist++;
 			} else {
 				other++;
@@ -384,7 +285,7 @@ static void test_create_race(void)
 		if (won >= 1)
 			ok &= check(un == 0, "round %d: mmipc_unlink after the race: got %d errno %d (%s), want 0 [%s]", round,
 				    un, errno, strerror(errno), un ? mmipc_last_error() : "");
-		int temps_n = count_temp_files(".", temps, sizeof temps);
+		int temps_n = list_entries(".", ENTRIES_TEMP, temps, sizeof temps);
 		ok &= check(temps_n == 0, "round %d: temporary files left: got %d (%s), want 0", round, temps_n, temps);
 		clean_rounds += ok;
 		if (round + 1 - clean_rounds >= 3)
@@ -393,7 +294,7 @@ static void test_create_race(void)
 	check(clean_rounds == ROUNDS, "create race: %d of %d rounds had exactly one winner and left nothing behind",
 	      clean_rounds, ROUNDS);
 	char temps_end[512];
-	int n = count_temp_files(".", temps_end, sizeof temps_end);
+	int n = list_entries(".", ENTRIES_TEMP, temps_end, sizeof temps_end);
 	check(n == 0, "create race: \".mmipc-*\" files in the directory at the end: got %d (%s), want 0", n, temps_end);
 	struct stat st;
 	errno = 0;
@@ -431,7 +332,7 @@ static void test_open_while_created(void)
 	char buf[128];
 	for (int i = 0; i < 1 + OC_OPENERS; i++) {
 		int st = 0, w = wait_until(pids[i], deadline, &st);
-		check(w == 1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "opener/creator: %s: got %s, want exit 0",
+		check(exited_zero(w, st), "opener/creator: %s: got %s, want exit 0",
 		      i == 0 ? "the creator" : "an opener", describe(w, st, buf, sizeof buf));
 	}
 	long ok = 0, enoent = 0, bad = 0, cycles = 0;
@@ -459,7 +360,7 @@ static void test_open_while_created(void)
 	check(ok > 0 && enoent > 0,
 	      "opener/creator: both outcomes seen: got %ld successful opens and %ld ENOENT, want both > 0", ok, enoent);
 	char temps[512];
-	int n = count_temp_files(".", temps, sizeof temps);
+	int n = list_entries(".", ENTRIES_TEMP, temps, sizeof temps);
 	check(n == 0, "opener/creator: temporary files left: got %d (%s), want 0", n, temps);
 	struct stat st;
 	errno = 0;
@@ -468,7 +369,6 @@ static void test_open_while_created(void)
 
 int main(int argc, char **argv)
 {
-	prog = argv[0];
 	if (argc >= 7 && strcmp(argv[1], "racer") == 0)
 		return role_racer(argv);
 	if (argc >= 6 && strcmp(argv[1], "creator") == 0)
@@ -480,7 +380,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	find_self();
+	find_self(argv[0]);
 	test_create_race();
 	test_open_while_created();
 	return check_exit();

@@ -7,7 +7,6 @@
  * directory. The forked child of the read-only check uses only mmipc_data (fork-safe).
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -21,43 +20,9 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "testutil.h"
 
-static char dir[PATH_MAX]; /* MMIPC_DIR */
 static long page;
-
-static void die(const char *what)
-{
-	printf("not ok - setup: %s: %s\n", what, strerror(errno));
-	printf("setup failed\n");
-	exit(2);
-}
-
-/* out = a/b, refusing to truncate. */
-static void join(char *out, const char *a, const char *b)
-{
-	int n = snprintf(out, PATH_MAX, "%s/%s", a, b);
-	if (n < 0 || n >= PATH_MAX) {
-		errno = ENAMETOOLONG;
-		die(b);
-	}
-}
-
-static int exists(const char *path)
-{
-	struct stat st;
-	return lstat(path, &st) == 0;
-}
-
-static void set_dir_env(const char *d)
-{
-	if (setenv("MMIPC_DIR", d, 1) != 0)
-		die("setenv");
-}
-
-static size_t round_page(size_t n)
-{
-	return (n + page - 1) / page * page;
-}
 
 /* The index of the first byte of p[0..n) that is not `want`, or n. */
 static size_t first_not(const unsigned char *p, size_t n, unsigned char want)
@@ -84,7 +49,7 @@ static void test_sizes(void)
 		size_t s = sizes[k];
 		char name[32], p[PATH_MAX];
 		snprintf(name, sizeof name, "size_%zu", s);
-		join(p, dir, name);
+		join(p, test_dir, name);
 		mmipc_region *r = mmipc_create(name, s, 0);
 		if (!check(r != NULL, "mmipc_create(\"%s\", %zu) [%s]", name, s, r ? "" : mmipc_last_error()))
 			continue;
@@ -97,7 +62,7 @@ static void test_sizes(void)
 
 		struct stat st = {0};
 		int sr = stat(p, &st);
-		off_t want = (off_t)(page + round_page(s));
+		off_t want = region_file_size(s);
 		check(sr == 0 && S_ISREG(st.st_mode) && st.st_size == want,
 		      "create %zu: the file %s has %lld bytes, want %lld (a page + the size rounded up to a page)", s,
 		      p, (long long)st.st_size, (long long)want);
@@ -157,7 +122,7 @@ static void test_permissions(void)
 	mode_t old = umask(077);
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		char p[PATH_MAX];
-		join(p, dir, cases[i].name);
+		join(p, test_dir, cases[i].name);
 		mmipc_region *r = mmipc_create(cases[i].name, 4096, cases[i].mode);
 		check(r != NULL, "mmipc_create(\"%s\", 4096, %#o) [%s]", cases[i].name, cases[i].mode,
 		      r ? "" : mmipc_last_error());
@@ -180,7 +145,7 @@ static void test_mmipc_dir(void)
 {
 	char other[PATH_MAX], p[PATH_MAX];
 	printf("# MMIPC_DIR is read at each call\n");
-	join(other, dir, "otherdir");
+	join(other, test_dir, "otherdir");
 	if (mkdir(other, 0700) != 0)
 		die("mkdir otherdir");
 
@@ -189,7 +154,7 @@ static void test_mmipc_dir(void)
 	check(r != NULL, "create after setenv(MMIPC_DIR) [%s]", r ? "" : mmipc_last_error());
 	join(p, other, "moved");
 	check(exists(p), "the region was created in the new MMIPC_DIR (%s)", p);
-	join(p, dir, "moved");
+	join(p, test_dir, "moved");
 	check(!exists(p), "and not in the old one (%s)", p);
 	if (r)
 		memcpy(mmipc_data(r), "moved", 6);
@@ -198,7 +163,7 @@ static void test_mmipc_dir(void)
 	      o ? "" : mmipc_last_error());
 	mmipc_detach(o);
 
-	set_dir_env(dir);
+	set_dir_env(test_dir);
 	errno = 0;
 	o = mmipc_open("moved", 0);
 	check(o == NULL && errno == ENOENT, "after setenv back, open looks in the old directory: got %p errno %d (%s)",
@@ -215,7 +180,7 @@ static void test_mmipc_dir(void)
 	check(u == 0 && !exists(p), "unlink after setenv(MMIPC_DIR) removes %s: got %d [%s]", p, u,
 	      u ? mmipc_last_error() : "");
 	mmipc_detach(r);
-	set_dir_env(dir);
+	set_dir_env(test_dir);
 
 	/* Unset, or set to "", means /dev/shm. */
 	struct stat st;
@@ -234,7 +199,7 @@ static void test_mmipc_dir(void)
 			o = mmipc_open(name, 0);
 			u = mmipc_unlink(name);
 			int gone = !exists(shm);
-			set_dir_env(dir);
+			set_dir_env(test_dir);
 			int ok = r != NULL && there && o != NULL && u == 0 && gone;
 			check(ok,
 			      "MMIPC_DIR %s: create/open/unlink use /dev/shm: create %p, file there %d, open %p, unlink %d, "
@@ -257,7 +222,7 @@ static void test_paths(void)
 	if (mkdir("sub", 0700) != 0)
 		die("mkdir sub");
 	/* MMIPC_DIR elsewhere: a path must ignore it. */
-	join(other, dir, "pathdir");
+	join(other, test_dir, "pathdir");
 	if (mkdir(other, 0700) != 0)
 		die("mkdir pathdir");
 	set_dir_env(other);
@@ -266,7 +231,7 @@ static void test_paths(void)
 	check(r != NULL, "mmipc_create(\"./sub/region\") [%s]", r ? "" : mmipc_last_error());
 	struct stat st = {0};
 	int sr = stat("sub/region", &st);
-	check(sr == 0 && S_ISREG(st.st_mode) && st.st_size == (off_t)(page + round_page(100)),
+	check(sr == 0 && S_ISREG(st.st_mode) && st.st_size == region_file_size(100),
 	      "the file is sub/region under the working directory, %lld bytes", (long long)st.st_size);
 	join(p, other, "sub");
 	check(!exists(p), "nothing was made under MMIPC_DIR (%s)", p);
@@ -280,7 +245,7 @@ static void test_paths(void)
 	check(o != NULL && memcmp(mmipc_data(o), "on disk", 8) == 0, "mmipc_open(\"sub/region\") too [%s]",
 	      o ? "" : mmipc_last_error());
 	mmipc_detach(o);
-	join(p, dir, "sub/region");
+	join(p, test_dir, "sub/region");
 	o = mmipc_open(p, 0);
 	check(o != NULL && memcmp(mmipc_data(o), "on disk", 8) == 0, "and by absolute path %s [%s]", p,
 	      o ? "" : mmipc_last_error());
@@ -291,7 +256,7 @@ static void test_paths(void)
 	check(u == 0 && !exists("sub/region"), "mmipc_unlink(\"./sub/region\") removes it: got %d [%s]", u,
 	      u ? mmipc_last_error() : "");
 	mmipc_detach(r);
-	set_dir_env(dir);
+	set_dir_env(test_dir);
 }
 
 static void test_rdonly(void)
@@ -314,9 +279,7 @@ static void test_rdonly(void)
 	      "the read-only attachment sees the read-write one's writes");
 	memcpy(wd, "world", 6);
 	check(memcmp((const void *)rd, "world", 6) == 0, "and later writes too: got \"%.5s\"", (const char *)rd);
-	fflush(stdout);
-	fflush(stderr);
-	pid_t pid = fork();
+	pid_t pid = fork_flushed();
 	if (pid < 0)
 		die("fork");
 	if (pid == 0) {
@@ -325,12 +288,11 @@ static void test_rdonly(void)
 		p[0] = 'X';
 		_exit(0);
 	}
-	int st = 0;
-	pid_t got = waitpid(pid, &st, 0);
-	check(got == pid && WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV,
-	      "a write through the read-only attachment faults: the child %s %d, want killed by SIGSEGV (%d)",
-	      got != pid ? "was not waited for" : WIFSIGNALED(st) ? "was killed by signal" : "exited with",
-	      got != pid ? -1 : WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st), SIGSEGV);
+	char buf[128];
+	int st = 0, waited = wait_bounded(pid, 30, &st);
+	check(waited == 1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV,
+	      "a write through the read-only attachment faults: the child %s, want killed by SIGSEGV (%d)",
+	      describe(waited, st, buf, sizeof buf), SIGSEGV);
 	check(memcmp(wd, "world", 6) == 0, "the bytes are unchanged after the faulting write: got \"%.5s\"",
 	      (char *)wd);
 	int sy = mmipc_sync(r);
@@ -344,7 +306,7 @@ static void test_unlink_attached(void)
 {
 	printf("# unlink while attached\n");
 	char p[PATH_MAX];
-	join(p, dir, "ul");
+	join(p, test_dir, "ul");
 	mmipc_region *a = mmipc_create("ul", 4096, 0);
 	mmipc_region *b = mmipc_open("ul", 0);
 	if (!check(a && b, "create + open [%s]", a && b ? "" : mmipc_last_error())) {
@@ -431,45 +393,10 @@ static void test_version(void)
 	      want);
 }
 
-static void expect_no_temp_files(const char *d)
-{
-	DIR *dp = opendir(d);
-	if (dp == NULL)
-		die(d);
-	int n = 0;
-	char left[1024] = "";
-	struct dirent *e;
-	while ((e = readdir(dp)) != NULL) {
-		if (strstr(e->d_name, ".mmipc-") != NULL) {
-			n++;
-			strncat(left, " ", sizeof left - strlen(left) - 1);
-			strncat(left, e->d_name, sizeof left - strlen(left) - 1);
-		}
-	}
-	closedir(dp);
-	check(n == 0, "no temporary file left in %s: got %d:%s", d, n, left);
-}
-
-static void setup_dir(void)
-{
-	const char *d = getenv("MMIPC_DIR");
-	if (d == NULL || d[0] == 0) {
-		char tmpl[] = "/dev/shm/mmipc-test-regions-XXXXXX";
-		if (mkdtemp(tmpl) == NULL)
-			die("mkdtemp");
-		d = tmpl;
-		set_dir_env(d);
-		printf("# MMIPC_DIR was not set: using %s (not removed)\n", d);
-	}
-	snprintf(dir, sizeof dir, "%s", d);
-	if (chdir(dir) != 0)
-		die("chdir MMIPC_DIR");
-}
-
 int main(void)
 {
 	page = sysconf(_SC_PAGESIZE);
-	setup_dir();
+	setup_dir("/dev/shm/mmipc-test-regions-XXXXXX");
 	test_version();
 	test_null_and_sync();
 	test_sizes();
@@ -478,7 +405,7 @@ int main(void)
 	test_paths();
 	test_rdonly();
 	test_unlink_attached();
-	expect_no_temp_files(dir);
+	expect_no_temp_files(test_dir);
 	expect_no_temp_files("sub");
 	return check_exit();
 }
