@@ -19,6 +19,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include "check.h"
 #include "testutil.h"
 
@@ -393,6 +395,66 @@ static void test_version(void)
 	      want);
 }
 
+/* mmipc.h promises every function is thread-safe: threads creating, opening, writing, failing and
+ * unlinking at once must each see their own regions' bytes and their own last error. */
+#define THREADS 8
+#define THREAD_ROUNDS 200
+
+struct thread_result {
+	int index;
+	int failures;
+	char first_failure[300];
+};
+
+static void *thread_worker(void *arg)
+{
+	struct thread_result *res = arg;
+	char name[64], missing[64];
+	for (int round = 0; round < THREAD_ROUNDS; round++) {
+		snprintf(name, sizeof name, "thread-%d", res->index);
+		snprintf(missing, sizeof missing, "missing-%d-%d", res->index, round);
+		size_t size = 100 + (size_t)res->index * 1000 + (size_t)round;
+		const char *why = NULL;
+		mmipc_region *r = mmipc_create(name, size, 0600);
+		mmipc_region *o = r ? mmipc_open(name, MMIPC_RDONLY) : NULL;
+		if (r == NULL || o == NULL) {
+			why = "create/open failed";
+		} else {
+			unsigned char *w = mmipc_data(r);
+			const unsigned char *rd = mmipc_data(o);
+			memset(w, res->index + 1, size);
+			if (mmipc_size(o) != size || rd[0] != res->index + 1 || rd[size - 1] != res->index + 1)
+				why = "the second handle does not see this thread's bytes";
+		}
+		/* A failure names this thread's missing region, whatever other threads fail at. */
+		if (why == NULL && (mmipc_open(missing, 0) != NULL || errno != ENOENT ||
+				    strstr(mmipc_last_error(), missing) == NULL))
+			why = "the last error is not this thread's";
+		if (mmipc_detach(o) != 0 || mmipc_detach(r) != 0 || (r != NULL && mmipc_unlink(name) != 0))
+			why = why ? why : "detach/unlink failed";
+		if (why != NULL && res->failures++ == 0)
+			snprintf(res->first_failure, sizeof res->first_failure, "round %d: %s [%s]", round, why,
+				 mmipc_last_error());
+	}
+	return NULL;
+}
+
+static void test_threads(void)
+{
+	pthread_t th[THREADS];
+	struct thread_result res[THREADS];
+	for (int i = 0; i < THREADS; i++) {
+		res[i] = (struct thread_result){.index = i};
+		if (pthread_create(&th[i], NULL, thread_worker, &res[i]) != 0)
+			die("pthread_create");
+	}
+	for (int i = 0; i < THREADS; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < THREADS; i++)
+		check(res[i].failures == 0, "thread %d, %d rounds alongside %d other threads: got %d failures, want 0 %s",
+		      i, THREAD_ROUNDS, THREADS - 1, res[i].failures, res[i].first_failure);
+}
+
 int main(void)
 {
 	page = sysconf(_SC_PAGESIZE);
@@ -405,6 +467,7 @@ int main(void)
 	test_paths();
 	test_rdonly();
 	test_unlink_attached();
+	test_threads();
 	expect_no_temp_files(test_dir);
 	expect_no_temp_files("sub");
 	return check_exit();
