@@ -392,6 +392,9 @@ func openRegionFile(path string, readOnly bool) (int, unix.Stat_t, Header, error
 // instead of later as SIGBUS in a peer; file systems without fallocate get ftruncate.
 func reserve(fd int, size int64) error {
 	err := unix.Fallocate(fd, 0, 0, size)
+	for err == unix.EINTR { // a signal to the calling C thread; what was allocated stays allocated
+		err = unix.Fallocate(fd, 0, 0, size)
+	}
 	if err == unix.EOPNOTSUPP || err == unix.ENOSYS {
 		err = unix.Ftruncate(fd, size)
 	}
