@@ -40,21 +40,50 @@ __attribute__((format(printf, 2, 3))) static void set_error(int err, const char 
 	errno = err;
 }
 
-/* True (with errno ENOTSUP) when `call` must not run because this is a forked child. */
-static int refused_after_fork(const char *call)
+/* The checks every call that enters Go makes first, in C: not in a forked child (ENOTSUP: the Go
+ * runtime cannot run there) and no NULL string argument (EINVAL). arg2 may be a dummy non-NULL
+ * pointer for calls with one string. True when the call may proceed. */
+static int may_enter_go(const char *call, const char *arg1_name, const char *arg1, const char *arg2_name,
+			const char *arg2)
 {
-	if (!in_forked_child())
+	if (in_forked_child()) {
+		set_error(ENOTSUP,
+			  "%s: not supported in a forked child: the Go runtime cannot run after fork(); only "
+			  "mmipc_data, mmipc_size, mmipc_sync, mmipc_detach, mmipc_last_error and mmipc_version "
+			  "work there (exec a new program to do more)",
+			  call);
 		return 0;
-	set_error(ENOTSUP,
-		  "%s: not supported in a forked child: the Go runtime cannot run after fork(); only "
-		  "mmipc_data, mmipc_size, mmipc_sync, mmipc_detach, mmipc_last_error and mmipc_version "
-		  "work there (exec a new program to do more)",
-		  call);
+	}
+	if (arg1 == NULL || arg2 == NULL) {
+		set_error(EINVAL, "%s: %s is NULL", call, arg1 == NULL ? arg1_name : arg2_name);
+		return 0;
+	}
 	return 1;
 }
 
-/* Finishes a Go call that fills *r: the handle on success, NULL with errno (the message is already
- * in last_error) on failure. */
+/* Sizes travel to Go as int64: a larger size_t is EINVAL here, with its real value in the message. */
+static int size_fits(const char *call, const char *name, size_t size)
+{
+	if (size <= (size_t)INT64_MAX)
+		return 1;
+	if (name != NULL)
+		set_error(EINVAL, "%s \"%s\": invalid argument: size %zu overflows", call, name, size);
+	else
+		set_error(EINVAL, "%s: invalid argument: size %zu overflows", call, size);
+	return 0;
+}
+
+/* A zeroed handle for a Go call to fill, or NULL with ENOMEM. */
+static mmipc_region *new_handle(const char *call)
+{
+	mmipc_region *r = calloc(1, sizeof *r);
+	if (r == NULL)
+		set_error(ENOMEM, "%s: out of memory for the handle", call);
+	return r;
+}
+
+/* Finishes a Go call that filled *r: the handle on success, NULL with errno (the message is
+ * already in last_error) on failure. */
 static mmipc_region *handle_or_null(mmipc_region *r, int err)
 {
 	if (err != 0) {
@@ -65,62 +94,48 @@ static mmipc_region *handle_or_null(mmipc_region *r, int err)
 	return r;
 }
 
-static mmipc_region *new_handle(const char *call)
+/* Finishes a Go call that returns an errno: 0, or -1 with errno. */
+static int status(int err)
 {
-	mmipc_region *r = calloc(1, sizeof *r);
-	if (r == NULL)
-		set_error(ENOMEM, "%s: out of memory for the handle", call);
-	return r;
+	if (err == 0)
+		return 0;
+	errno = err;
+	return -1;
 }
 
 mmipc_region *mmipc_create(const char *name, size_t size, unsigned int mode)
 {
-	if (refused_after_fork("mmipc_create"))
+	const char *call = "mmipc_create";
+	if (!may_enter_go(call, "name", name, "", "") || !size_fits(call, name, size))
 		return NULL;
-	if (name == NULL) {
-		set_error(EINVAL, "mmipc_create: name is NULL");
-		return NULL;
-	}
-	if (size > (size_t)INT64_MAX) {
-		set_error(EINVAL, "mmipc_create \"%s\": invalid argument: size %zu overflows", name, size);
-		return NULL;
-	}
-	mmipc_region *r = new_handle("mmipc_create");
+	mmipc_region *r = new_handle(call);
 	if (r == NULL)
 		return NULL;
-	int err = mmipcgo_create((char *)name, size, mode, getenv("MMIPC_DIR"), r, last_error);
-	return handle_or_null(r, err);
+	return handle_or_null(r, mmipcgo_create((char *)name, size, mode, getenv("MMIPC_DIR"), r, last_error));
 }
 
 mmipc_region *mmipc_open(const char *name, int flags)
 {
-	if (refused_after_fork("mmipc_open"))
+	const char *call = "mmipc_open";
+	if (!may_enter_go(call, "name", name, "", ""))
 		return NULL;
-	if (name == NULL) {
-		set_error(EINVAL, "mmipc_open: name is NULL");
-		return NULL;
-	}
 	if (flags & ~MMIPC_RDONLY) {
-		set_error(EINVAL, "mmipc_open \"%s\": invalid argument: flags %#x (only MMIPC_RDONLY is defined)",
-			  name, (unsigned)flags);
+		set_error(EINVAL, "%s \"%s\": invalid argument: flags %#x (only MMIPC_RDONLY is defined)", call, name,
+			  (unsigned)flags);
 		return NULL;
 	}
-	mmipc_region *r = new_handle("mmipc_open");
+	mmipc_region *r = new_handle(call);
 	if (r == NULL)
 		return NULL;
-	int err = mmipcgo_open((char *)name, flags & MMIPC_RDONLY, getenv("MMIPC_DIR"), r, last_error);
-	return handle_or_null(r, err);
+	return handle_or_null(r, mmipcgo_open((char *)name, flags & MMIPC_RDONLY, getenv("MMIPC_DIR"), r, last_error));
 }
 
 mmipc_region *mmipc_anon(size_t size)
 {
-	if (refused_after_fork("mmipc_anon"))
+	const char *call = "mmipc_anon";
+	if (!may_enter_go(call, "", "", "", "") || !size_fits(call, NULL, size))
 		return NULL;
-	if (size > (size_t)INT64_MAX) {
-		set_error(EINVAL, "mmipc_anon: invalid argument: size %zu overflows", size);
-		return NULL;
-	}
-	mmipc_region *r = new_handle("mmipc_anon");
+	mmipc_region *r = new_handle(call);
 	if (r == NULL)
 		return NULL;
 	return handle_or_null(r, mmipcgo_anon(size, r, last_error));
@@ -128,13 +143,10 @@ mmipc_region *mmipc_anon(size_t size)
 
 mmipc_region *mmipc_map_file(const char *path, int writable)
 {
-	if (refused_after_fork("mmipc_map_file"))
+	const char *call = "mmipc_map_file";
+	if (!may_enter_go(call, "path", path, "", ""))
 		return NULL;
-	if (path == NULL) {
-		set_error(EINVAL, "mmipc_map_file: path is NULL");
-		return NULL;
-	}
-	mmipc_region *r = new_handle("mmipc_map_file");
+	mmipc_region *r = new_handle(call);
 	if (r == NULL)
 		return NULL;
 	return handle_or_null(r, mmipcgo_map_file((char *)path, writable != 0, r, last_error));
@@ -158,18 +170,9 @@ int mmipc_detach(mmipc_region *r)
 
 int mmipc_unlink(const char *name)
 {
-	if (refused_after_fork("mmipc_unlink"))
+	if (!may_enter_go("mmipc_unlink", "name", name, "", ""))
 		return -1;
-	if (name == NULL) {
-		set_error(EINVAL, "mmipc_unlink: name is NULL");
-		return -1;
-	}
-	int err = mmipcgo_unlink((char *)name, getenv("MMIPC_DIR"), last_error);
-	if (err != 0) {
-		errno = err;
-		return -1;
-	}
-	return 0;
+	return status(mmipcgo_unlink((char *)name, getenv("MMIPC_DIR"), last_error));
 }
 
 void *mmipc_data(const mmipc_region *r) { return r ? r->data : NULL; }
@@ -192,18 +195,9 @@ int mmipc_sync(mmipc_region *r)
 
 int mmipc_copy_file(const char *src, const char *dst)
 {
-	if (refused_after_fork("mmipc_copy_file"))
+	if (!may_enter_go("mmipc_copy_file", "src", src, "dst", dst))
 		return -1;
-	if (src == NULL || dst == NULL) {
-		set_error(EINVAL, "mmipc_copy_file: %s is NULL", src == NULL ? "src" : "dst");
-		return -1;
-	}
-	int err = mmipcgo_copy_file((char *)src, (char *)dst, last_error);
-	if (err != 0) {
-		errno = err;
-		return -1;
-	}
-	return 0;
+	return status(mmipcgo_copy_file((char *)src, (char *)dst, last_error));
 }
 
 const char *mmipc_last_error(void) { return last_error; }

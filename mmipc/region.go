@@ -166,11 +166,7 @@ func (d Dir) Create(name string, size int, perm fs.FileMode) (*Region, error) {
 	// Whatever happens next, the temporary name goes: on success the region lives on under its name.
 	defer unix.Unlink(tmp)
 	linked := false
-	defer func() {
-		if !linked {
-			unix.Close(fd)
-		}
-	}()
+	defer closeUnless(&linked, fd)
 	if err := unix.Fchmod(fd, uint32(perm)); err != nil {
 		return fail(errnoOf(err), "fchmod")
 	}
@@ -202,12 +198,13 @@ func (d Dir) Create(name string, size int, perm fs.FileMode) (*Region, error) {
 
 // Open attaches the named region for reading and writing. The file must be a regular file, not a
 // symlink (ELOOP), whose header validates against its real size (else EPROTO); opening never blocks.
-func (d Dir) Open(name string) (*Region, error) { return d.open("open", name, false) }
+func (d Dir) Open(name string) (*Region, error) { return d.open(name, false) }
 
 // OpenReadOnly is Open with a read-only mapping.
-func (d Dir) OpenReadOnly(name string) (*Region, error) { return d.open("open", name, true) }
+func (d Dir) OpenReadOnly(name string) (*Region, error) { return d.open(name, true) }
 
-func (d Dir) open(op, name string, readOnly bool) (*Region, error) {
+func (d Dir) open(name string, readOnly bool) (*Region, error) {
+	const op = "open"
 	path, bad := d.resolve(name)
 	if bad != "" {
 		return nil, &Error{Op: op, Name: name, Errno: syscall.EINVAL, Detail: bad}
@@ -269,19 +266,19 @@ func Anon(size int) (*Region, error) {
 	if err != nil {
 		return fail(errnoOf(err), "memfd_create")
 	}
+	mapped := false
+	defer closeUnless(&mapped, fd)
 	if err := reserve(fd, int64(size)); err != nil {
-		unix.Close(fd)
 		return fail(errnoOf(err), fmt.Sprintf("reserving %d bytes", size))
 	}
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_SEAL); err != nil {
-		unix.Close(fd)
 		return fail(errnoOf(err), "sealing the memfd")
 	}
 	mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
-		unix.Close(fd)
 		return fail(errnoOf(err), "mmap")
 	}
+	mapped = true
 	return &Region{fd: fd, mem: mem, data: mem[:size:size]}, nil
 }
 
@@ -303,20 +300,20 @@ func MapFile(path string, writable bool) (*Region, error) {
 	if err != nil {
 		return fail(err, detailOf(err))
 	}
+	mapped := false
+	defer closeUnless(&mapped, fd)
 	size := st.Size
 	if size == 0 {
-		unix.Close(fd)
 		return fail(syscall.EINVAL, "the file is empty: there is nothing to map (size it first)")
 	}
 	if size > int64(int(^uint(0)>>1)) {
-		unix.Close(fd)
 		return fail(syscall.EFBIG, "file too large to map")
 	}
 	mem, err := unix.Mmap(fd, 0, int(size), prot, unix.MAP_SHARED)
 	if err != nil {
-		unix.Close(fd)
 		return fail(err, "mmap")
 	}
+	mapped = true
 	return &Region{name: path, fd: fd, mem: mem, data: mem[:size:size]}, nil
 }
 
@@ -399,6 +396,14 @@ func reserve(fd int, size int64) error {
 		err = unix.Ftruncate(fd, size)
 	}
 	return err
+}
+
+// closeUnless closes fd when a constructor returns early, that is unless *kept was set: on success
+// the descriptor belongs to the new Region.
+func closeUnless(kept *bool, fd int) {
+	if !*kept {
+		unix.Close(fd)
+	}
 }
 
 func isSymlink(path string) bool {
