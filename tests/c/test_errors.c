@@ -614,6 +614,19 @@ static void restricted_checks(const char *d)
 	FAIL_E(mmipc_unlink("victim"), EACCES, "mmipc_unlink", "victim");
 	join(p, acc, "victim");
 	check(exists(p), "the region survives the refused unlink");
+	/* The raw-file calls refuse the same way: an unreadable file cannot be mapped or copied, and a
+	 * copy cannot be written into a directory that refuses it. */
+	char priv[PATH_MAX], pub[PATH_MAX];
+	join(priv, acc, "private");
+	join(pub, acc, "public");
+	NULL_E(mmipc_map_file(priv, 0), EACCES, "mmipc_map_file", priv);
+	NULL_E(mmipc_map_file(priv, 1), EACCES, "mmipc_map_file", priv);
+	join(p, accw, "copy-of-private");
+	FAIL_E(mmipc_copy_file(priv, p), EACCES, "mmipc_copy_file", priv);
+	check(!exists(p), "the refused copy of an unreadable file created nothing");
+	join(p, acc, "copy-into-closed-dir");
+	FAIL_E(mmipc_copy_file(pub, p), EACCES, "mmipc_copy_file", pub);
+	check(!exists(p), "the refused copy into an unwritable directory created nothing");
 	mmipc_region *r = mmipc_open("public", 0);
 	check(r != NULL && mmipc_size(r) == 4096,
 	      "a 0666 region of another user opens read-write: size %zu [%s]", mmipc_size(r),
