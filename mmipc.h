@@ -145,8 +145,8 @@ size_t mmipc_size(const mmipc_region *r);
 
 /*
  * mmipc_sync - write the region's changed pages to its file (msync MS_SYNC), so that a disk-backed
- * region or mapped file is durable. Returns 0 at once for memory-backed regions (anonymous, or
- * under /dev/shm), or -1 with errno EINVAL (NULL) or what msync reports. Fork-safe.
+ * region or mapped file is durable. Memory-backed regions (anonymous, or under /dev/shm) have
+ * nothing to write. Returns 0, or -1 with errno EINVAL (NULL) or what msync reports. Fork-safe.
  */
 int mmipc_sync(mmipc_region *r);
 
