@@ -53,6 +53,12 @@ func mmipcgo_map_file(path *C.char, writable C.int, out *C.struct_mmipc_region, 
 	return fill(out, r, err, errbuf)
 }
 
+//export mmipcgo_attach_fd
+func mmipcgo_attach_fd(fd C.int, readOnly C.int, out *C.struct_mmipc_region, errbuf *C.char) C.int {
+	r, err := mmipc.FromFd(int(fd), readOnly != 0)
+	return fill(out, r, err, errbuf)
+}
+
 //export mmipcgo_detach
 func mmipcgo_detach(key unsafe.Pointer) {
 	r := pointer.Restore(key).(*mmipc.Region)

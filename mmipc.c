@@ -49,8 +49,8 @@ static int may_enter_go(const char *call, const char *arg1_name, const char *arg
 	if (in_forked_child()) {
 		set_error(ENOTSUP,
 			  "%s: not supported in a forked child: the Go runtime cannot run after fork(); only "
-			  "mmipc_data, mmipc_size, mmipc_sync, mmipc_detach, mmipc_last_error and mmipc_version "
-			  "work there (exec a new program to do more)",
+			  "mmipc_data, mmipc_size, mmipc_fd, mmipc_sync, mmipc_detach, mmipc_last_error and "
+			  "mmipc_version work there (exec a new program to do more)",
 			  call);
 		return 0;
 	}
@@ -150,6 +150,31 @@ mmipc_region *mmipc_map_file(const char *path, int writable)
 	if (r == NULL)
 		return NULL;
 	return handle_or_null(r, mmipcgo_map_file((char *)path, writable != 0, r, last_error));
+}
+
+mmipc_region *mmipc_attach_fd(int fd, int flags)
+{
+	const char *call = "mmipc_attach_fd";
+	if (!may_enter_go(call, "", "", "", ""))
+		return NULL;
+	if (flags & ~MMIPC_RDONLY) {
+		set_error(EINVAL, "%s (fd %d): invalid argument: flags %#x (only MMIPC_RDONLY is defined)", call, fd,
+			  (unsigned)flags);
+		return NULL;
+	}
+	mmipc_region *r = new_handle(call);
+	if (r == NULL)
+		return NULL;
+	return handle_or_null(r, mmipcgo_attach_fd(fd, flags & MMIPC_RDONLY, r, last_error));
+}
+
+int mmipc_fd(const mmipc_region *r)
+{
+	if (r == NULL) {
+		set_error(EBADF, "mmipc_fd: region is NULL");
+		return -1;
+	}
+	return r->fd;
 }
 
 int mmipc_detach(mmipc_region *r)

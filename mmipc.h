@@ -16,6 +16,7 @@
  *            ELOOP   the name is a symlink (regions are never opened through one)
  *            EACCES  the file system refused permission
  *            ENOTSUP the call needs the Go runtime and was made in a forked child (see below)
+ *            EBADF   mmipc_attach_fd: no such open descriptor; mmipc_fd: NULL handle
  *            ENOSPC, ENOMEM, EFBIG  the OS refused for space, passed through
  *   Names:   a name without '/' matches [A-Za-z0-9_-][A-Za-z0-9._-]{0,199} and lives as the file
  *            <dir>/<name>, <dir> being $MMIPC_DIR if set and non-empty, else /dev/shm (so it is the
@@ -53,8 +54,8 @@ extern "C" {
 /* mmipc_open flag: map the region read-only (a write through mmipc_data() faults). */
 #define MMIPC_RDONLY 1
 
-/* An attachment to a region: an opaque handle from mmipc_create, mmipc_open, mmipc_anon or
- * mmipc_map_file, released by mmipc_detach. */
+/* An attachment to a region: an opaque handle from mmipc_create, mmipc_open, mmipc_anon,
+ * mmipc_map_file or mmipc_attach_fd, released by mmipc_detach. */
 typedef struct mmipc_region mmipc_region;
 
 /*
@@ -90,9 +91,13 @@ mmipc_region *mmipc_create(const char *name, size_t size, unsigned int mode);
 mmipc_region *mmipc_open(const char *name, int flags);
 
 /*
- * mmipc_anon - create an anonymous shared region of `size` bytes, for sharing with children made
- * by fork(). The memory (a sealed memfd, mapped MAP_SHARED) reads as zeros and cannot be shrunk
- * by anyone. Call it before fork(); parent and child then see the same bytes through mmipc_data().
+ * mmipc_anon - create an anonymous shared region of `size` bytes, for sharing with child
+ * processes. The memory (a memfd sealed against shrinking and growing, mapped MAP_SHARED) reads as
+ * zeros and cannot be shrunk by anyone. Two ways to share it:
+ *   - fork(): call mmipc_anon before fork(); parent and child see the same bytes through
+ *     mmipc_data() (the classic MAP_ANONYMOUS recipe).
+ *   - exec(): hand mmipc_fd(r) to the new program (any language), which attaches it with
+ *     mmipc_attach_fd, or FromFile in Go. See mmipc_fd for the close-on-exec detail.
  * Returns a handle, or NULL with errno EINVAL (size 0 or overflowing), ENOMEM/ENOSPC, ENOTSUP.
  * Ownership: each process that holds the handle after fork() detaches its own copy.
  */
@@ -110,6 +115,38 @@ mmipc_region *mmipc_anon(size_t size);
  * beyond what the program writes into it.
  */
 mmipc_region *mmipc_map_file(const char *path, int writable);
+
+/*
+ * mmipc_attach_fd - attach the region behind a descriptor received from another process:
+ * inherited across exec (a parent's mmipc_fd, Go's exec.Cmd.ExtraFiles, Python's pass_fds) or
+ * received over a Unix socket (SCM_RIGHTS).
+ *   fd     the descriptor. It stays the caller's: the handle keeps its own duplicate, so the caller
+ *          may close fd at once, and mmipc_detach does not close it.
+ *   flags  0 for read-write (fd must be open O_RDWR), MMIPC_RDONLY for a read-only mapping (fd may
+ *          be O_RDONLY); any other bit is EINVAL.
+ * What fd holds decides the mapping (docs/PROTOCOL.md, "Descriptors"): an anonymous region's memfd
+ * (sealed against shrinking, as mmipc_anon makes it) is mapped whole, raw, and mmipc_size() is its
+ * size; any other file must be a named region and is validated as mmipc_open validates one, and
+ * mmipc_data() is its data after the header.
+ * Returns a handle, or NULL with errno EBADF (fd negative or not open), EACCES (fd's access mode
+ * does not allow the mapping asked for), EPROTO (not a region: a pipe, socket, directory, ordinary
+ * file, unsealed or empty memfd, damaged header), EINVAL (bad flags), ENOMEM, EFBIG, ENOTSUP
+ * (forked child: attach before fork, or after exec).
+ * Ownership: the caller owns the handle; release it with mmipc_detach. The handle has no name.
+ */
+mmipc_region *mmipc_attach_fd(int fd, int flags);
+
+/*
+ * mmipc_fd - the descriptor behind a region: the region's file, or an anonymous region's memfd.
+ *   r  a handle.
+ * Returns the descriptor, or -1 with errno EBADF when r is NULL. It belongs to the handle: do not
+ * close it; it is valid until mmipc_detach(r). Use it to hand the region to another program,
+ * which attaches it with mmipc_attach_fd. It is close-on-exec, so to pass it through exec(),
+ * dup2() it to the number the child expects in the forked child before exec (dup2 clears
+ * close-on-exec; when the number is already the same, clear FD_CLOEXEC with fcntl instead), or
+ * send it over a Unix socket. Fork-safe.
+ */
+int mmipc_fd(const mmipc_region *r);
 
 /*
  * mmipc_detach - unmap the region and free the handle. Other attachments, in this or any other

@@ -48,13 +48,20 @@ func (r *Region) Name() string { return r.name }
 
 // File returns the open file behind the region (a memfd for anonymous regions). It belongs to the
 // Region: Close closes it. It is nil after Close.
+//
+// Hand it to a child process to share the region: put it in exec.Cmd's ExtraFiles and the child
+// attaches it with FromFile (or mmipc_attach_fd in C).
 func (r *Region) File() *os.File {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	// Made on demand: os.NewFile costs system calls (and would start Go's network poller in a C
 	// program) that most users, and the C library, never need.
 	if r.file == nil && !r.closed {
-		r.file = os.NewFile(uintptr(r.fd), r.name)
+		name := r.name
+		if name == "" {
+			name = "mmipc-anon"
+		}
+		r.file = os.NewFile(uintptr(r.fd), name)
 	}
 	return r.file
 }
@@ -306,7 +313,7 @@ func MapFile(path string, writable bool) (*Region, error) {
 	if size == 0 {
 		return fail(syscall.EINVAL, "the file is empty: there is nothing to map (size it first)")
 	}
-	if size > int64(int(^uint(0)>>1)) {
+	if size > int64(maxMapLen) {
 		return fail(syscall.EFBIG, "file too large to map")
 	}
 	mem, err := unix.Mmap(fd, 0, int(size), prot, unix.MAP_SHARED)
