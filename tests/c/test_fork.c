@@ -1,6 +1,6 @@
 /* test_fork.c - the fork rule (DESIGN.md): in a forked child, grandchildren included, every call
  * that needs the Go runtime fails at once with ENOTSUP and has no side effect, while mmipc_data,
- * mmipc_size, mmipc_sync, mmipc_detach, mmipc_last_error and mmipc_version work.
+ * mmipc_size, mmipc_fd, mmipc_sync, mmipc_detach, mmipc_last_error and mmipc_version work.
  *
  * The three situations in which entering Go after fork() was seen to hang:
  *   startup      fork() as the very first statement of main, while the Go runtime of the .so may
@@ -332,6 +332,9 @@ static void work_child(mmipc_region *regs[3], void *parent_data[3])
 		size_t n = mmipc_size(regs[k]);
 		check(p == parent_data[k] && n == sizes[k], "child work: %s region in the child: data %p size %zu, want %p %zu",
 		      kinds[k], (void *)p, n, parent_data[k], sizes[k]);
+		int fd = mmipc_fd(regs[k]);
+		check(fd >= 0 && fcntl(fd, F_GETFD) != -1, "child work: mmipc_fd of the %s region in the child: got %d, an open descriptor",
+		      kinds[k], fd);
 		if (p == NULL || n != sizes[k])
 			continue;
 		char want[32];
@@ -355,11 +358,12 @@ static void work_child(mmipc_region *regs[3], void *parent_data[3])
 		REFUSED(who, "mmipc_map_file", ptr_failed, mmipc_map_file("work.dat", 0));
 		REFUSED(who, "mmipc_unlink", int_failed, mmipc_unlink("work"));
 		REFUSED(who, "mmipc_copy_file", int_failed, mmipc_copy_file("work.dat", "work-child.copy"));
+		REFUSED(who, "mmipc_attach_fd", ptr_failed, mmipc_attach_fd(mmipc_fd(regs[i % 3]), 0));
 		if (check_failed - before > 10)
 			break; /* enough said */
 	}
 	quiet = 0;
-	check(check_failed == before, "child work: %d rounds of the six Go-needing calls: all refused with ENOTSUP at once",
+	check(check_failed == before, "child work: %d rounds of the seven Go-needing calls: all refused with ENOTSUP at once",
 	      WORK_LOOPS);
 
 	for (int k = 0; k < 3; k++) {
