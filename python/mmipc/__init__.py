@@ -1,0 +1,71 @@
+"""mmipc: shared memory between Python, C and Go processes, over libmmipc.so (standard library only).
+
+    import mmipc
+
+    with mmipc.create("jobs", 4096) as r:       # C: mmipc_create("jobs", 4096, 0600)
+        r.buf[:5] = b"hello"                    # any peer that opens "jobs" sees it
+        ...
+        mmipc.unlink("jobs")
+
+    peer = mmipc.open("jobs")                   # in another process, any language
+    bytes(peer.buf[:5])
+
+Names across the languages: the C function mmipc_X is mmipc.X here, and a handle's function is a
+method or property of Region:
+
+    C (mmipc.h)                       Python                          Go (package mmipc)
+    mmipc_create(name, size, mode)    create(name, size, mode=0o600)  Create
+    mmipc_open(name, flags)           open(name, readonly=False)      Open, OpenReadOnly
+    mmipc_anon(size)                  anon(size)                      Anon
+    mmipc_map_file(path, writable)    map_file(path, writable=True)   MapFile
+    mmipc_attach_fd(fd, flags)        from_fd(fd, readonly=False)     FromFile, FromFd
+    mmipc_unlink(name)                unlink(name)                    Unlink
+    mmipc_copy_file(src, dst)         copy_file(src, dst)             CopyFile
+    mmipc_data / mmipc_size           Region.buf / Region.size        Bytes / Size
+    mmipc_fd / mmipc_sync             Region.fd / Region.sync()       Fd, File / Sync
+    mmipc_detach                      Region.close(), with-block      Close
+    mmipc_version                     version()                       Version
+
+Errors are OSError(errno, message), the message being mmipc_last_error()'s, so the usual
+subclasses appear: FileExistsError (EEXIST), FileNotFoundError (ENOENT), PermissionError
+(EACCES); other errnos (EPROTO: not a region, ENOTSUP: see fork) are plain OSError with .errno.
+
+Names live in $MMIPC_DIR (default /dev/shm), read by the library at each call, so setting
+os.environ["MMIPC_DIR"] in Python takes effect at once. A name containing '/' is a file path.
+
+Fork: after os.fork() the child may use Region.buf, .size, .fd, .sync() and .close(); calls that
+need the library's Go runtime (create, open, anon, ...) raise OSError(ENOTSUP) at once there.
+
+SharedMemory is a drop-in for multiprocessing.shared_memory.SharedMemory; see its module for the
+differences.
+
+The library is found at $MMIPC_LIB, else next to this package, else in the checkout's build/,
+else on the system library path.
+"""
+from ._lib import lib as _clib
+from ._region import Region, anon, copy_file, create, from_fd, map_file, open, unlink
+from .shared_memory import SharedMemory
+
+__version__ = "0.1.0"
+
+#: The shared-memory layout version (docs/PROTOCOL.md), MMIPC_PROTOCOL_VERSION in C.
+PROTOCOL_VERSION = 1
+
+__all__ = [
+    "Region",
+    "SharedMemory",
+    "anon",
+    "copy_file",
+    "create",
+    "from_fd",
+    "map_file",
+    "open",
+    "unlink",
+    "version",
+    "PROTOCOL_VERSION",
+]
+
+
+def version():
+    """The loaded libmmipc.so's version, "MAJOR.MINOR.PATCH"."""
+    return _clib.mmipc_version().decode()

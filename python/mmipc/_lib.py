@@ -1,0 +1,105 @@
+"""Private: finds and loads libmmipc.so and declares the C signature of every symbol.
+
+The rest of the package calls the C functions only through `lib` and turns failures into
+OSError with `raise_last`. Nothing here is public API.
+"""
+import ctypes
+import ctypes.util
+import os
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+# Where the library is looked for, in order. $MMIPC_LIB, when set, is the only place tried: a
+# wrong explicit path is an error, not a reason to pick up some other build silently.
+_CANDIDATES = [
+    os.path.join(_HERE, "libmmipc.so"),  # installed next to the package
+    os.path.join(os.path.dirname(os.path.dirname(_HERE)), "build", "libmmipc.so"),  # the checkout's build/
+]
+
+# The oldest library this package works with: it declares mmipc_fd and mmipc_attach_fd.
+_MIN_VERSION = (0, 1, 0)
+
+_region_p = ctypes.c_void_p  # mmipc_region *, opaque
+
+# name: (restype, argtypes), for every function of mmipc.h.
+_SIGNATURES = {
+    "mmipc_create": (_region_p, [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint]),
+    "mmipc_open": (_region_p, [ctypes.c_char_p, ctypes.c_int]),
+    "mmipc_anon": (_region_p, [ctypes.c_size_t]),
+    "mmipc_map_file": (_region_p, [ctypes.c_char_p, ctypes.c_int]),
+    "mmipc_attach_fd": (_region_p, [ctypes.c_int, ctypes.c_int]),
+    "mmipc_fd": (ctypes.c_int, [_region_p]),
+    "mmipc_detach": (ctypes.c_int, [_region_p]),
+    "mmipc_unlink": (ctypes.c_int, [ctypes.c_char_p]),
+    "mmipc_data": (ctypes.c_void_p, [_region_p]),
+    "mmipc_size": (ctypes.c_size_t, [_region_p]),
+    "mmipc_sync": (ctypes.c_int, [_region_p]),
+    "mmipc_copy_file": (ctypes.c_int, [ctypes.c_char_p, ctypes.c_char_p]),
+    "mmipc_last_error": (ctypes.c_char_p, []),
+    "mmipc_version": (ctypes.c_char_p, []),
+}
+
+RDONLY = 1  # MMIPC_RDONLY
+
+
+def _find():
+    explicit = os.environ.get("MMIPC_LIB")
+    if explicit:
+        if not os.path.exists(explicit):
+            raise ImportError(f"mmipc: $MMIPC_LIB is {explicit!r}, which does not exist")
+        return explicit
+    for path in _CANDIDATES:
+        if os.path.exists(path):
+            return path
+    # Installed system-wide (./build.sh install): let the dynamic linker search its paths.
+    found = ctypes.util.find_library("mmipc")
+    if found:
+        return found
+    raise ImportError(
+        "mmipc: cannot find libmmipc.so; looked in $MMIPC_LIB (unset), "
+        + ", ".join(_CANDIDATES)
+        + " and the system library path. Build it with ./build.sh in the mmipc checkout, "
+        "or set MMIPC_LIB to its path."
+    )
+
+
+def _load():
+    path = _find()
+    try:
+        dll = ctypes.CDLL(path, use_errno=True)
+    except OSError as e:
+        raise ImportError(f"mmipc: cannot load {path}: {e}") from e
+    try:
+        for name, (restype, argtypes) in _SIGNATURES.items():
+            fn = getattr(dll, name)
+            fn.restype, fn.argtypes = restype, argtypes
+    except AttributeError as e:
+        raise ImportError(f"mmipc: {path} is too old for this package (missing {e}); rebuild it with ./build.sh") from e
+    version = dll.mmipc_version().decode()
+    if tuple(int(x) for x in version.split(".")[:3]) < _MIN_VERSION:
+        raise ImportError(f"mmipc: {path} is version {version}; this package needs {'.'.join(map(str, _MIN_VERSION))} or later")
+    return dll, path
+
+
+lib, path = _load()
+
+
+def raise_last():
+    """Raises the OSError for the C call that just failed: errno and mmipc_last_error().
+
+    OSError(errno, msg) becomes FileExistsError, FileNotFoundError, PermissionError, ... as for
+    the os module."""
+    err = ctypes.get_errno()
+    msg = lib.mmipc_last_error().decode(errors="replace")
+    raise OSError(err, msg or os.strerror(err))
+
+
+def encode(arg, what):
+    """A name or path as the bytes C gets: str, bytes or os.PathLike; a NUL inside is refused
+    here, since C would silently cut the name short."""
+    if arg is None:
+        raise TypeError(f"mmipc: {what} must be str, bytes or os.PathLike, not None")
+    b = os.fsencode(arg)
+    if b"\0" in b:
+        raise ValueError(f"mmipc: {what} contains a NUL byte")
+    return b
