@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # mmipc build driver.
-#   ./build.sh                 build the library and examples into build/, then run the classic demo
+#   ./build.sh                 build the library and the C and Go examples into build/, then the demo
 #   ./build.sh test            build, then run every test suite; the last line is "N passed, M failed"
 #   ./build.sh lib [DIR]       build only libmmipc.so (into DIR, default build/)
-#   ./build.sh examples        build the library and the C examples
+#   ./build.sh examples        build the library, the C examples and their Go twins (go_<name>)
 #   ./build.sh check           the C tests and examples under AddressSanitizer + UBSan (also in test)
 #   ./build.sh bench           benchmarks (see issue: not yet)
 #   ./build.sh install PREFIX  install libmmipc.so and mmipc.h under PREFIX/lib and PREFIX/include
@@ -36,6 +36,12 @@ build_examples() {
 		"$CC" "${CFLAGS[@]}" -o "$BUILD/examples/$(basename "$src" .c)" "$src" \
 			-L"$BUILD" -lmmipc -Wl,-rpath,'$ORIGIN/..'
 	done
+	# The Go twins need no cgo; go_ keeps them apart from the C programs of the same name.
+	local name
+	for name in go_examples/*/; do
+		name=$(basename "$name")
+		CGO_ENABLED=0 go build -o "$BUILD/examples/go_$name" "./go_examples/$name"
+	done
 }
 
 demo() {
@@ -55,7 +61,7 @@ run_sanitized() {
 	MMIPC_BUILD_DIR=$BUILD \
 		MMIPC_TEST_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 		ASAN_OPTIONS=handle_segv=0:detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 \
-		go test -count=1 -v -timeout 20m -run 'TestC|TestExample' ./tests/
+		go test -count=1 -v -timeout 20m -run 'TestC|TestExample|TestGoExample|TestHeaderCross|TestPairs' ./tests/
 }
 
 run_tests() {
@@ -72,8 +78,9 @@ run_tests() {
 	unformatted=$(gofmt -l . 2>&1)
 	if [ -z "$unformatted" ]; then pass gofmt; else fail "gofmt: $unformatted"; fi
 	if go vet ./... >"$log/vet.txt" 2>&1; then pass "go vet"; else fail "go vet"; cat "$log/vet.txt"; fi
-	if CGO_ENABLED=0 go build ./mmipc/ >"$log/nocgo.txt" 2>&1; then pass "mmipc/ builds with CGO_ENABLED=0"
-	else fail "mmipc/ with CGO_ENABLED=0"; cat "$log/nocgo.txt"; fi
+	if CGO_ENABLED=0 go build ./mmipc/ ./go_examples/... >"$log/nocgo.txt" 2>&1; then
+		pass "mmipc/ and go_examples/ build with CGO_ENABLED=0"
+	else fail "mmipc/ and go_examples/ with CGO_ENABLED=0"; cat "$log/nocgo.txt"; fi
 
 	# Suite 2: go test -race: the unit tests of mmipc/, and the Go driver that compiles and runs the
 	# C test programs, the C examples and the ABI checks against the .so built above.
