@@ -31,6 +31,14 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "named_reader: %s\n", mmipc_last_error());
 		return 1;
 	}
+	// The region's size comes from whoever created it: too small for the greeting is an error,
+	// not a reason to touch bytes past its end.
+	if (mmipc_size(r) < sizeof(struct greeting)) {
+		fprintf(stderr, "named_reader: the region has %zu bytes, the greeting needs %zu\n", mmipc_size(r),
+			sizeof(struct greeting));
+		mmipc_detach(r);
+		return 1;
+	}
 	struct greeting *g = mmipc_data(r);
 	int ready = 0;
 	for (int ms = 0; ms < GREETING_TIMEOUT_MS && !ready; ms++) {
