@@ -128,6 +128,8 @@ mmipc_region *mmipc_map_file(const char *path, int writable);
  * (sealed against shrinking, as mmipc_anon makes it) is mapped whole, raw, and mmipc_size() is its
  * size; any other file must be a named region and is validated as mmipc_open validates one, and
  * mmipc_data() is its data after the header.
+ * The access mode is checked first, so a read-only descriptor of something that is not a region
+ * (a pipe's read end, a directory) is EACCES with flags 0 and EPROTO with MMIPC_RDONLY.
  * Returns a handle, or NULL with errno EBADF (fd negative or not open), EACCES (fd's access mode
  * does not allow the mapping asked for), EPROTO (not a region: a pipe, socket, directory, ordinary
  * file, unsealed or empty memfd, damaged header), EINVAL (bad flags), ENOMEM, EFBIG, ENOTSUP

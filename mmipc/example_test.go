@@ -64,6 +64,43 @@ func ExampleAnon() {
 	// 1048576 A Z 0
 }
 
+// FromFile attaches a region handed over as a file: the way to share an anonymous region (or a
+// named one, without its name) with a program started by exec, in Go or C.
+func ExampleFromFile() {
+	r, err := mmipc.Anon(4096)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+
+	// In a real program the parent hands the file to the child process, where it is fd 3:
+	//
+	//	cmd := exec.Command("./worker")
+	//	cmd.ExtraFiles = []*os.File{r.File()}
+	//	err := cmd.Start()
+	//
+	// and the child attaches it (a C child calls mmipc_attach_fd(3, 0)):
+	//
+	//	child, err := mmipc.FromFile(os.NewFile(3, "region"))
+	//
+	// An example cannot start a process, so the "child" attaches the file here.
+	child, err := mmipc.FromFile(r.File())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer child.Close() // closes the child's own descriptor, never r.File()
+
+	copy(r.Bytes(), "job 42")
+	n := copy(child.Bytes()[100:], "done")
+	fmt.Printf("child reads %q\n", child.Bytes()[:6])
+	fmt.Printf("parent reads %q\n", r.Bytes()[100:100+n])
+	fmt.Println(child.Size(), child.Name() == "")
+	// Output:
+	// child reads "job 42"
+	// parent reads "done"
+	// 4096 true
+}
+
 // MapFile maps an existing file whole, with no header: the classic open + mmap(MAP_SHARED)
 // recipe. Writes through a writable mapping reach the file.
 func ExampleMapFile() {

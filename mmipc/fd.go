@@ -87,11 +87,11 @@ func attachFd(fd int, readOnly bool, label, where string) (*Region, error) {
 		prot = unix.PROT_READ
 	}
 
-	var start, size int64 // where the data starts in the file, and its length
+	var start, size, mapLen int64 // where the data starts in the file, its length, and what to map
 	if isAnonMemfd(own) {
 		// Sealed against shrinking, so its size is final from below: no peer can make the mapping
 		// fault by truncating it. Growth beyond what is mapped now is not seen.
-		start, size = 0, st.Size
+		start, size, mapLen = 0, st.Size, st.Size
 		if size == 0 {
 			return fail(syscall.EPROTO, "an empty memfd")
 		}
@@ -105,18 +105,19 @@ func attachFd(fd int, readOnly bool, label, where string) (*Region, error) {
 		if err != nil {
 			return fail(syscall.EPROTO, err.Error()+" (a descriptor must be a named region, or an anonymous region's sealed memfd)")
 		}
-		start, size = int64(h.HeaderSize), int64(h.DataSize)
+		// The whole file, padding included, exactly as Open maps it.
+		start, size, mapLen = int64(h.HeaderSize), int64(h.DataSize), st.Size
 	}
-	total := start + size
-	if total > int64(maxMapLen) {
-		return fail(syscall.EFBIG, fmt.Sprintf("%d bytes do not fit in this process's address space", total))
+	if mapLen > int64(maxMapLen) {
+		return fail(syscall.EFBIG, fmt.Sprintf("%d bytes do not fit in this process's address space", mapLen))
 	}
-	mem, err := unix.Mmap(own, 0, int(total), prot, unix.MAP_SHARED)
+	mem, err := unix.Mmap(own, 0, int(mapLen), prot, unix.MAP_SHARED)
 	if err != nil {
 		return fail(err, "mmap")
 	}
 	mapped = true
-	return &Region{fd: own, mem: mem, data: mem[start:total:total]}, nil
+	end := start + size
+	return &Region{fd: own, mem: mem, data: mem[start:end:end]}, nil
 }
 
 // maxMapLen is the longest mapping a slice can describe here.
