@@ -64,6 +64,25 @@ run_sanitized() {
 		go test -count=1 -v -timeout 20m -run 'TestC|TestExample|TestGoExample|TestHeaderCross|TestPairs' ./tests/
 }
 
+# Runs one unittest discovery and adds its counts to passed/failed/skipped (run_tests' locals).
+python_suite() {
+	local label=$1 status=0 out
+	shift
+	out=$log/$(echo "$label" | tr ' ' '-').txt
+	MMIPC_LIB=$BUILD/libmmipc.so PYTHONPATH=$ROOT/python python3 -m unittest discover -v "$@" -p 'test_*.py' \
+		>"$out" 2>&1 || status=$?
+	local pr pf ps
+	pr=$(sed -nE 's/^Ran ([0-9]+) tests?.*/\1/p' "$out" | tail -1)
+	pf=$(grep -cE '^(FAIL|ERROR):' "$out" || true)
+	ps=$(grep -cE '\.\.\. skipped' "$out" || true)
+	if [ -z "$pr" ] || { [ "$status" -ne 0 ] && [ "$pf" -eq 0 ]; }; then pr=${pr:-0}; pf=$((pf + 1)); fi
+	[ "$status" -ne 0 ] && cat "$out"
+	local pp=$((pr - pf - ps))
+	[ "$pp" -lt 0 ] && pp=0
+	echo "$label: $pp passed, $pf failed, $ps skipped"
+	passed=$((passed + pp)); failed=$((failed + pf)); skipped=$((skipped + ps))
+}
+
 run_tests() {
 	build_lib
 	build_examples
@@ -109,20 +128,10 @@ run_tests() {
 		grep -E -A30 -- '--- FAIL|ERROR: AddressSanitizer|runtime error' "$log/sanitizers.txt" | head -80
 	fi
 
-	# Suite 4: Python through ctypes, standard library only.
-	status=0
-	MMIPC_LIB=$BUILD/libmmipc.so python3 -m unittest discover -v -s tests/python -p 'test_*.py' \
-		>"$log/python.txt" 2>&1 || status=$?
-	local pr pf ps
-	pr=$(sed -nE 's/^Ran ([0-9]+) tests?.*/\1/p' "$log/python.txt" | tail -1)
-	pf=$(grep -cE '^(FAIL|ERROR):' "$log/python.txt" || true)
-	ps=$(grep -cE '\.\.\. skipped' "$log/python.txt" || true)
-	if [ -z "$pr" ] || { [ "$status" -ne 0 ] && [ "$pf" -eq 0 ]; }; then pr=${pr:-0}; pf=$((pf + 1)); fi
-	[ "$status" -ne 0 ] && cat "$log/python.txt"
-	local pp=$((pr - pf - ps))
-	[ "$pp" -lt 0 ] && pp=0
-	echo "python: $pp passed, $pf failed, $ps skipped"
-	passed=$((passed + pp)); failed=$((failed + pf)); skipped=$((skipped + ps))
+	# Suite 4: Python, standard library only: the package python/mmipc (unit tests, the
+	# SharedMemory comparison, fork, the examples against C and Go), and the raw ctypes recipe.
+	python_suite "python package" -s python/tests -t python
+	python_suite "python ctypes" -s tests/python
 
 	echo "logs: $log"
 	echo "$passed passed, $failed failed, $skipped skipped"

@@ -1,5 +1,6 @@
 """Regions: the Pythonic layer over the C handle (see __init__ for the API overview)."""
 import ctypes
+import errno
 import operator
 import weakref
 
@@ -12,8 +13,9 @@ class Region:
     Make one with create, open, anon, map_file or from_fd. `buf` is a memoryview on the shared
     bytes (read-only when attached read-only): writes are seen by every peer, in any language.
 
-    close() detaches. Views of `buf` that are still alive then (slices, numpy arrays, ...) stay
-    valid: the mapping is released when the last of them is gone, never under them.
+    close() detaches. `buf` itself is released then (as the standard SharedMemory's is), but views
+    taken from it that are still alive (slices, numpy arrays, ...) stay valid: the mapping goes
+    when the last of them is gone, never under them.
     """
 
     def __init__(self, handle, name, readonly):
@@ -26,6 +28,9 @@ class Region:
         # The handle is detached when `mem` dies: after close() and after every view of it is gone.
         # Each memoryview taken from `buf` keeps `mem` alive, so no view can outlive the mapping.
         self._detach = weakref.finalize(mem, lib.mmipc_detach, handle)
+        # Not at interpreter exit: views may still be used then (a __del__, a daemon thread), and
+        # the OS unmaps everything when the process ends anyway.
+        self._detach.atexit = False
         view = memoryview(mem).cast("B")
         self._buf = view.toreadonly() if readonly else view
         self._view = view
@@ -98,12 +103,29 @@ class Region:
             raise ValueError("mmipc: operation on a closed region")
 
 
+# ctypes masks a Python int to the C type's width without a word (2**64 + 10 would pass as 10), so
+# every integer argument is range-checked here first.
+def _c_int_arg(value, ctype, err, what):
+    value = operator.index(value)
+    bits = 8 * ctypes.sizeof(ctype)
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if ctype(-1).value < 0 else (0, (1 << bits) - 1)
+    if value < lo:
+        raise OSError(err, f"mmipc: {what} {value} is negative" if lo == 0 else f"mmipc: {what} {value} is below {lo}")
+    if value > hi:
+        raise OSError(err, f"mmipc: {what} {value} is larger than the C argument holds ({hi})")
+    return value
+
+
 def _size_arg(size):
-    size = operator.index(size)
-    if size < 0:
-        # ctypes would wrap a negative size around to a huge size_t.
-        raise OSError(22, f"mmipc: invalid argument: size {size} is negative")
-    return size
+    return _c_int_arg(size, ctypes.c_size_t, errno.EINVAL, "invalid argument: size")
+
+
+def _mode_arg(mode):
+    return _c_int_arg(mode, ctypes.c_uint, errno.EINVAL, "invalid argument: mode")
+
+
+def _fd_arg(fd):
+    return _c_int_arg(fd, ctypes.c_int, errno.EBADF, "bad file descriptor:")
 
 
 def _made(handle, name, readonly=False):
@@ -118,7 +140,7 @@ def create(name, size, mode=0o600):
     name: a region name ("jobs", a file under $MMIPC_DIR, default /dev/shm) or, when it contains
     '/', a file-system path. mode is applied exactly (0 means 0600). FileExistsError when the
     name is taken; OSError(EINVAL) for a bad name, size 0 or mode."""
-    return _made(lib.mmipc_create(encode(name, "name"), _size_arg(size), operator.index(mode)), name)
+    return _made(lib.mmipc_create(encode(name, "name"), _size_arg(size), _mode_arg(mode)), name)
 
 
 def open(name, readonly=False):  # noqa: A001 - mirrors mmipc_open, as os.open mirrors open(2)
@@ -147,7 +169,7 @@ def from_fd(fd, readonly=False):
     SCM_RIGHTS): a named region (validated as open validates it) or an anonymous region's memfd.
     fd stays the caller's; the region keeps its own duplicate."""
     flags = RDONLY if readonly else 0
-    return _made(lib.mmipc_attach_fd(operator.index(fd), flags), None, readonly)
+    return _made(lib.mmipc_attach_fd(_fd_arg(fd), flags), None, readonly)
 
 
 def unlink(name):
