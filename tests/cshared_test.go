@@ -115,12 +115,7 @@ func runProgram(t *testing.T, timeout time.Duration, dir string, env []string, b
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	// On timeout kill the whole process group: a hung child of the program would otherwise keep
-	// the output pipe open and Run would wait for it forever.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
+	cmd := boundedCommand(ctx, bin, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	var buf bytes.Buffer
@@ -138,6 +133,17 @@ func runProgram(t *testing.T, timeout time.Duration, dir string, env []string, b
 		code = ee.ExitCode()
 	}
 	return result{buf.String(), code}
+}
+
+// boundedCommand is exec.CommandContext with the kill a hang needs: when ctx ends, the whole
+// process group goes (a hung child of the program would otherwise keep the output pipe open and
+// Wait would wait for it forever), and Wait stops waiting for the pipes 5 s later.
+func boundedCommand(ctx context.Context, bin string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	return cmd
 }
 
 // runCTest compiles and runs one C test driver and fails the test if it exits non-zero or reports

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -60,10 +59,7 @@ func goexBin(t *testing.T, lang, name string) string {
 func goexStart(t *testing.T, timeout time.Duration, env []string, extra []*os.File, bin string, args ...string) func() result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
+	cmd := boundedCommand(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.ExtraFiles = extra
 	var buf bytes.Buffer

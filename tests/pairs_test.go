@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -102,10 +101,7 @@ func startPeer(t *testing.T, dir, lang string, withStdin bool, args ...string) *
 	bin := pairPeers(t)[lang]
 	ctx, cancel := context.WithTimeout(context.Background(), pairTimeout)
 	p := &pairProc{label: lang + " " + strings.Join(args, " "), cmd: args[0], done: make(chan struct{}), ctx: ctx}
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
+	cmd := boundedCommand(ctx, bin, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "MMIPC_DIR="+dir)
 	cmd.Stdout, cmd.Stderr = &p.out, &p.out

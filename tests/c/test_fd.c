@@ -694,54 +694,12 @@ static void test_exec(void)
 
 /* ---- leaks ---- */
 
-/* Open descriptors, less the Go runtime's network poller (an epoll instance and an eventfd), which
- * the runtime starts lazily at a moment of its own choosing; mmipc never creates either kind. */
-static int count_fds(void)
+/* Shared mappings now (see count_shared in testutil.h); -1 if unreadable. */
+static int shared_now(void)
 {
-	DIR *d = opendir("/proc/self/fd");
-	if (d == NULL)
-		return -1;
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.')
-			continue;
-		char link[300], target[256];
-		snprintf(link, sizeof link, "/proc/self/fd/%s", e->d_name);
-		ssize_t len = readlink(link, target, sizeof target - 1);
-		target[len > 0 ? len : 0] = 0;
-		if (strcmp(target, "anon_inode:[eventpoll]") != 0 && strcmp(target, "anon_inode:[eventfd]") != 0)
-			n++;
-	}
-	closedir(d);
-	return n; /* this includes the descriptor of the open directory, every time */
-}
-
-/* Shared mappings ("rw-s", "r--s") in /proc/self/maps: every region's mapping is MAP_SHARED, while
- * the Go runtime and malloc make only private ones. -1 if unreadable. */
-static int count_shared(void)
-{
-	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	char buf[8192];
-	int n = 0, field = 0, col = 0;
-	ssize_t got;
-	/* A line is "start-end perms ...": count lines whose second field's fourth character is 's'. */
-	while ((got = read(fd, buf, sizeof buf)) > 0) {
-		for (ssize_t i = 0; i < got; i++) {
-			char c = buf[i];
-			if (c == '\n') {
-				field = col = 0;
-			} else if (c == ' ') {
-				field++;
-				col = 0;
-			} else if (field == 1 && col++ == 3 && c == 's') {
-				n++;
-			}
-		}
-	}
-	close(fd);
+	char *maps = read_maps();
+	int n = maps != NULL ? count_shared(maps) : -1;
+	free(maps);
 	return n;
 }
 
@@ -786,10 +744,10 @@ static void test_leaks(void)
 	int i = 0;
 	for (; i < WARMUP; i++)
 		leak_cycle(i, an, nm, plain, rofd);
-	int fds0 = count_fds(), shared0 = count_shared();
+	int fds0 = count_fds(), shared0 = shared_now();
 	for (; i < WARMUP + ATTACH_CYCLES; i++)
 		leak_cycle(i, an, nm, plain, rofd);
-	int fds1 = count_fds(), shared1 = count_shared();
+	int fds1 = count_fds(), shared1 = shared_now();
 	check(leak_failures == 0, "leaks: %d cycles of attach/detach and failing attaches: got %d failures, want 0", i,
 	      leak_failures);
 	check(fds0 > 0 && fds1 == fds0, "leaks: open descriptors after %d more cycles: got %d, want %d (as after the warm-up)",
@@ -800,7 +758,7 @@ static void test_leaks(void)
 	check(((unsigned char *)mmipc_data(an))[0] == (unsigned char)(i - 1), "leaks: the last cycle's write landed");
 	/* The counters do see an attachment. */
 	mmipc_region *one = mmipc_attach_fd(mmipc_fd(nm), 0);
-	int fds2 = count_fds(), shared2 = count_shared();
+	int fds2 = count_fds(), shared2 = shared_now();
 	check(one != NULL && fds2 == fds1 + 1 && shared2 == shared1 + 1,
 	      "leaks: one more attachment is one more descriptor and shared mapping: got %d and %d, want %d and %d", fds2,
 	      shared2, fds1 + 1, shared1 + 1);

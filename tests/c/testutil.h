@@ -270,4 +270,82 @@ static inline void expect_no_temp_files(const char *d)
 	check(n == 0, "no temporary file left in %s: got %d: %s", d, n, left);
 }
 
+/* ---- resources: descriptors and mappings, for leak checks ---- */
+
+/* Open descriptors, less the Go runtime's network poller (an epoll instance and an eventfd): the
+ * runtime starts it lazily with its first timer (the background scavenger's, for one), at a moment
+ * of its own choosing, and mmipc never creates either kind. Everything mmipc opens is counted. */
+static inline int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	if (d == NULL)
+		return -1;
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		char link[300], target[256];
+		snprintf(link, sizeof link, "/proc/self/fd/%s", e->d_name);
+		ssize_t len = readlink(link, target, sizeof target - 1);
+		target[len > 0 ? len : 0] = 0;
+		if (strcmp(target, "anon_inode:[eventpoll]") != 0 && strcmp(target, "anon_inode:[eventfd]") != 0)
+			n++;
+	}
+	closedir(d);
+	return n; /* this includes the descriptor of the open directory, every time */
+}
+
+/* Reads /proc/self/maps (with read(2), no stdio buffers) into a malloc'd string. */
+static inline char *read_maps(void)
+{
+	int fd = open("/proc/self/maps", O_RDONLY);
+	if (fd < 0)
+		return NULL;
+	size_t cap = 1 << 16, len = 0;
+	char *buf = malloc(cap);
+	ssize_t r;
+	while (buf != NULL && (r = read(fd, buf + len, cap - len - 1)) > 0) {
+		len += (size_t)r;
+		if (cap - len < 4096) {
+			char *nb = realloc(buf, cap *= 2);
+			if (nb == NULL) {
+				free(buf);
+				buf = NULL;
+			} else {
+				buf = nb;
+			}
+		}
+	}
+	close(fd);
+	if (buf != NULL)
+		buf[len] = 0;
+	return buf;
+}
+
+static inline int count_lines(const char *s)
+{
+	int n = 0;
+	for (; s != NULL && *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
+/* Shared mappings ("rw-s", "r--s") in a read_maps() text: every mapping of a region is MAP_SHARED,
+ * while the Go runtime and malloc only ever make private ones, so these must come back to exactly
+ * their number. */
+static inline int count_shared(const char *s)
+{
+	int n = 0;
+	while (s != NULL && *s) {
+		const char *perms = strchr(s, ' ');
+		if (perms != NULL && strlen(perms) > 4 && perms[4] == 's')
+			n++;
+		s = strchr(s, '\n');
+		if (s != NULL)
+			s++;
+	}
+	return n;
+}
+
 #endif
