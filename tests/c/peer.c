@@ -253,9 +253,10 @@ static int cmd_create(const char *name, size_t size)
 	return 0;
 }
 
-static int cmd_open(const char *name, size_t want_size)
+/* The pong side of an exchange on an attached region of the expected size: wait for the ping,
+ * verify it, answer with the pong, detach. */
+static int respond(mmipc_region *r, size_t want_size)
 {
-	mmipc_region *r = open_retry(name, 0);
 	unsigned char *b = check_size(r, want_size);
 	size_t size = mmipc_size(r);
 	wait_word(b, OFF_STATE, STATE_PING, "the ping");
@@ -264,6 +265,12 @@ static int cmd_open(const char *name, size_t want_size)
 	mmipc_detach(r);
 	ok(" size=%zu", size);
 	return 0;
+}
+
+static int cmd_open(const char *name, size_t want_size)
+{
+	mmipc_region *r = open_retry(name, 0);
+	return respond(r, want_size);
 }
 
 static int cmd_fill(const char *name, size_t size)
@@ -380,14 +387,7 @@ static int cmd_fd_child(const char *fd_s, size_t want_size)
 	if (r == NULL)
 		fail("mmipc_attach_fd(%d, 0): %s [%s]", fd, strerror(errno), mmipc_last_error());
 	close(fd); /* the handle has its own duplicate */
-	unsigned char *b = check_size(r, want_size);
-	size_t size = mmipc_size(r);
-	wait_word(b, OFF_STATE, STATE_PING, "the ping");
-	verify_msg(b, size, SEED_PING, "ping");
-	write_msg(b, size, STATE_PONG, SEED_PONG);
-	mmipc_detach(r);
-	ok(" size=%zu", size);
-	return 0;
+	return respond(r, want_size);
 }
 
 static int cmd_write_file(const char *path, size_t size)

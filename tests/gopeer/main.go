@@ -330,12 +330,7 @@ func main() {
 	case "open":
 		need(1, 2)
 		r := openRetry(args[0], false)
-		b := checkSize(r, num(1))
-		waitWord(b, offState, statePing, "the ping", nil)
-		verifyMsg(b, seedPing, "ping")
-		writeMsg(b, statePong, seedPong)
-		closeRegion(r)
-		ok(" size=%d", len(b))
+		respond(r, num(1))
 
 	case "fill":
 		need(2, 2)
@@ -443,12 +438,7 @@ func main() {
 			fail("FromFile(fd %s): %v", args[0], err)
 		}
 		f.Close() // the Region has its own duplicate
-		b := checkSize(r, num(1))
-		waitWord(b, offState, statePing, "the ping", nil)
-		verifyMsg(b, seedPing, "ping")
-		writeMsg(b, statePong, seedPong)
-		closeRegion(r)
-		ok(" size=%d", len(b))
+		respond(r, num(1))
 
 	case "write-file":
 		need(2, 2)
@@ -591,4 +581,15 @@ func main() {
 	default:
 		usage()
 	}
+}
+
+// respond is the pong side of an exchange on an attached region of the expected size: wait for
+// the ping, verify it, answer with the pong, detach.
+func respond(r *mmipc.Region, wantSize int) {
+	b := checkSize(r, wantSize)
+	waitWord(b, offState, statePing, "the ping", nil)
+	verifyMsg(b, seedPing, "ping")
+	writeMsg(b, statePong, seedPong)
+	closeRegion(r)
+	ok(" size=%d", len(b))
 }
