@@ -36,9 +36,10 @@ build_examples() {
 		"$CC" "${CFLAGS[@]}" -o "$BUILD/examples/$(basename "$src" .c)" "$src" \
 			-L"$BUILD" -lmmipc -Wl,-rpath,'$ORIGIN/..'
 	done
-	# The Go twins need no cgo; go_ keeps them apart from the C programs of the same name.
+	# The Go twins need no cgo; go_ keeps them apart from the C programs of the same name. Only
+	# the commands: go_examples/greeting and handoff are the layouts they share.
 	local name
-	for name in go_examples/*/; do
+	for name in $(go list -f '{{if eq .Name "main"}}{{.Dir}}{{end}}' ./go_examples/...); do
 		name=$(basename "$name")
 		CGO_ENABLED=0 go build -o "$BUILD/examples/go_$name" "./go_examples/$name"
 	done

@@ -15,28 +15,9 @@ import (
 	"os/exec"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
+	"github.com/mmipc/mmipc/go_examples/handoff"
 	"github.com/mmipc/mmipc/mmipc"
-)
-
-// handoff mirrors struct handoff in c_examples/handoff.h: native-endian uint32s at offsets 0, 4,
-// 8 and 12, then the two texts. sent and replied are C11 atomics there and are only touched
-// through sync/atomic here.
-type handoff struct {
-	sent     uint32 // 1 once msg and msgLen are written (before the child starts)
-	replied  uint32 // 1 once the child has written reply and replyLen
-	msgLen   uint32 // bytes of msg, at most handoffTextMax
-	replyLen uint32 // bytes of reply, at most handoffTextMax
-	msg      [handoffTextMax]byte
-	reply    [handoffTextMax]byte
-}
-
-const (
-	handoffTextMax    = 1024            // HANDOFF_TEXT_MAX
-	handoffRegionSize = 4096            // HANDOFF_REGION_SIZE
-	handoffTimeoutMS  = 10000           // HANDOFF_TIMEOUT_MS
-	handoffMessage    = "nihao child!!" // HANDOFF_MESSAGE
 )
 
 func main() { os.Exit(run()) }
@@ -46,25 +27,26 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "usage: %s CHILD [ARGS]\n", os.Args[0])
 		return 2
 	}
-	r, err := mmipc.Anon(handoffRegionSize)
+	r, err := mmipc.Anon(handoff.RegionSize)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "anon_parent: %v\n", err)
 		return 1
 	}
 	defer r.Close()
-	b := r.Bytes()
-	// Sound: an anonymous region's bytes start the mapping, on a page boundary, so every field is
-	// 4-byte aligned as sync/atomic requires; the memory is a mapping outside the Go heap, which the
-	// garbage collector neither moves nor frees; the region is fresh and ours, so its size is what
-	// we asked for (more than the struct); and r stays open, so mapped, for as long as h is used.
-	h := (*handoff)(unsafe.Pointer(&b[0]))
-	h.msgLen = uint32(copy(h.msg[:], handoffMessage))
-	atomic.StoreUint32(&h.sent, 1)
-	fmt.Printf("parent sent: %s\n", h.msg[:h.msgLen])
+	// h is the region's bytes seen as struct handoff; r stays open while it is used.
+	h, err := handoff.View(r.Bytes())
+	if err != nil { // not at handoff.RegionSize, but the check costs nothing
+		fmt.Fprintf(os.Stderr, "anon_parent: %v\n", err)
+		return 1
+	}
+	h.MsgLen = uint32(copy(h.Msg[:], handoff.Message))
+	// Publish: Sent is set last, through sync/atomic, so a child that sees it sees Msg and MsgLen.
+	atomic.StoreUint32(&h.Sent, 1)
+	fmt.Printf("parent sent: %s\n", h.Msg[:h.MsgLen])
 
 	cmd := exec.Command(os.Args[1], os.Args[2:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	// ExtraFiles[0] is the child's fd 3 (after stdin, stdout, stderr): HANDOFF_FD.
+	// ExtraFiles[0] is the child's fd 3 (after stdin, stdout, stderr): handoff.FD.
 	cmd.ExtraFiles = []*os.File{r.File()}
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintf(os.Stderr, "anon_parent: %v\n", err)
@@ -77,7 +59,7 @@ func run() int {
 	// a child that dies without replying is reported at once rather than after the deadline.
 	var waitErr error
 	done, replied := false, false
-	for ms := 0; ms < handoffTimeoutMS && !(replied && done); ms++ {
+	for ms := 0; ms < handoff.TimeoutMS && !(replied && done); ms++ {
 		// The exit is checked before the flag: a child seen gone that had replied is seen replied.
 		if !done {
 			select {
@@ -86,7 +68,7 @@ func run() int {
 			default:
 			}
 		}
-		replied = atomic.LoadUint32(&h.replied) == 1
+		replied = atomic.LoadUint32(&h.Replied) == 1
 		if done && !replied {
 			break
 		}
@@ -102,17 +84,17 @@ func run() int {
 		if replied {
 			what = "exit"
 		}
-		fmt.Fprintf(os.Stderr, "anon_parent: the child did not %s within %d ms; killed it\n", what, handoffTimeoutMS)
+		fmt.Fprintf(os.Stderr, "anon_parent: the child did not %s within %d ms; killed it\n", what, handoff.TimeoutMS)
 		code = 1
 	}
 	if replied {
-		// replyLen comes from another process: read it once, and never trust it past the reply's room.
-		n := h.replyLen
-		if n > handoffTextMax {
-			fmt.Fprintf(os.Stderr, "anon_parent: corrupt reply length %d (room for %d)\n", n, handoffTextMax)
+		// ReplyLen comes from another process: read it once, and never trust it past the reply's room.
+		n := h.ReplyLen
+		if n > handoff.TextMax {
+			fmt.Fprintf(os.Stderr, "anon_parent: corrupt reply length %d (room for %d)\n", n, handoff.TextMax)
 			code = 1
 		} else {
-			fmt.Printf("parent got: %s\n", h.reply[:n])
+			fmt.Printf("parent got: %s\n", h.Reply[:n])
 		}
 	} else if done {
 		fmt.Fprintln(os.Stderr, "anon_parent: the child exited without replying")

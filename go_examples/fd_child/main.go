@@ -13,38 +13,20 @@ import (
 	"fmt"
 	"os"
 	"sync/atomic"
-	"unsafe"
 
+	"github.com/mmipc/mmipc/go_examples/handoff"
 	"github.com/mmipc/mmipc/mmipc"
-)
-
-// handoff mirrors struct handoff in c_examples/handoff.h: native-endian uint32s at offsets 0, 4,
-// 8 and 12, then the two texts. sent and replied are C11 atomics there and are only touched
-// through sync/atomic here.
-type handoff struct {
-	sent     uint32 // 1 once msg and msgLen are written (before the child starts)
-	replied  uint32 // 1 once the child has written reply and replyLen
-	msgLen   uint32 // bytes of msg, at most handoffTextMax
-	replyLen uint32 // bytes of reply, at most handoffTextMax
-	msg      [handoffTextMax]byte
-	reply    [handoffTextMax]byte
-}
-
-const (
-	handoffFD           = 3                // HANDOFF_FD: exec.Cmd.ExtraFiles[0], or the C parent's dup2
-	handoffTextMax      = 1024             // HANDOFF_TEXT_MAX
-	handoffDefaultReply = "nihao father!!" // HANDOFF_DEFAULT_REPLY
 )
 
 func main() { os.Exit(run()) }
 
 func run() int {
-	reply := handoffDefaultReply
+	reply := handoff.DefaultReply
 	if len(os.Args) > 1 {
 		reply = os.Args[1]
 	}
 
-	f := os.NewFile(handoffFD, "region")
+	f := os.NewFile(handoff.FD, "region")
 	r, err := mmipc.FromFile(f)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "fd_child: %v\n", err)
@@ -52,34 +34,30 @@ func run() int {
 	}
 	f.Close() // the Region keeps its own duplicate
 	defer r.Close()
-	b := r.Bytes()
-	// The parent chose the region's size: make sure the layout fits before touching it.
-	if uintptr(len(b)) < unsafe.Sizeof(handoff{}) {
-		fmt.Fprintf(os.Stderr, "fd_child: the region has %d bytes, the handoff needs %d\n", len(b), unsafe.Sizeof(handoff{}))
+	// The parent chose the region's size: View refuses a region too small for the layout. h is the
+	// region's bytes seen as struct handoff; r stays open while it is used.
+	h, err := handoff.View(r.Bytes())
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "fd_child: %v\n", err)
 		return 1
 	}
-	// Sound: an anonymous region's bytes start the mapping, on a page boundary, so every field is
-	// 4-byte aligned as sync/atomic requires; the memory is a mapping outside the Go heap, which the
-	// garbage collector neither moves nor frees; the size was checked above; and r stays open, so
-	// mapped, for as long as h is used.
-	h := (*handoff)(unsafe.Pointer(&b[0]))
 	// sync/atomic is sequentially consistent, at least as strong as the C side's acquire load.
-	if atomic.LoadUint32(&h.sent) != 1 {
+	if atomic.LoadUint32(&h.Sent) != 1 {
 		fmt.Fprintln(os.Stderr, "fd_child: the parent sent no message")
 		return 1
 	}
-	// msgLen comes from another process: read it once, and never trust it past the message's room.
-	n := h.msgLen
-	if n > handoffTextMax {
-		fmt.Fprintf(os.Stderr, "fd_child: corrupt message length %d (room for %d)\n", n, handoffTextMax)
+	// MsgLen comes from another process: read it once, and never trust it past the message's room.
+	n := h.MsgLen
+	if n > handoff.TextMax {
+		fmt.Fprintf(os.Stderr, "fd_child: corrupt message length %d (room for %d)\n", n, handoff.TextMax)
 		return 1
 	}
-	fmt.Printf("child got: %s\n", h.msg[:n])
+	fmt.Printf("child got: %s\n", h.Msg[:n])
 
-	h.replyLen = uint32(copy(h.reply[:], reply))
+	h.ReplyLen = uint32(copy(h.Reply[:], reply))
 	// Printed (os.Stdout is unbuffered) before the reply is published, so that on a shared
 	// terminal these lines come before the parent's "parent got".
-	fmt.Printf("child replied: %s\n", h.reply[:h.replyLen])
-	atomic.StoreUint32(&h.replied, 1)
+	fmt.Printf("child replied: %s\n", h.Reply[:h.ReplyLen])
+	atomic.StoreUint32(&h.Replied, 1)
 	return 0
 }

@@ -14,29 +14,15 @@ import (
 	"os"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
+	"github.com/mmipc/mmipc/go_examples/greeting"
 	"github.com/mmipc/mmipc/mmipc"
-)
-
-// greeting mirrors struct greeting in c_examples/greeting.h: native-endian uint32s at offsets 0, 4
-// and 8, then the text. ready and ack are C11 atomics there and are only touched through
-// sync/atomic here.
-type greeting struct {
-	ready uint32 // 1 once text and len are written
-	ack   uint32 // 1 once the reader has read them
-	len   uint32 // bytes of text
-}
-
-const (
-	greetingDefaultName = "mmipc-greeting" // GREETING_DEFAULT_NAME
-	greetingTimeoutMS   = 10000            // GREETING_TIMEOUT_MS
 )
 
 func main() { os.Exit(run()) }
 
 func run() int {
-	name := greetingDefaultName
+	name := greeting.DefaultName
 	if len(os.Args) > 1 {
 		name = os.Args[1]
 	}
@@ -45,7 +31,7 @@ func run() int {
 	// is an error. Open never sees a half-made region, so no other state needs handling.
 	var r *mmipc.Region
 	var err error
-	for ms := 0; ms < greetingTimeoutMS; ms++ {
+	for ms := 0; ms < greeting.TimeoutMS; ms++ {
 		r, err = mmipc.Open(name)
 		if err == nil || !errors.Is(err, fs.ErrNotExist) {
 			break
@@ -57,41 +43,36 @@ func run() int {
 		return 1
 	}
 	defer r.Close()
-	b := r.Bytes()
-	hdr := int(unsafe.Sizeof(greeting{}))
-	// The writer chose the size: the fields must fit before they are touched.
-	if len(b) < hdr {
-		fmt.Fprintf(os.Stderr, "named_reader: the region has %d bytes, the greeting needs %d\n", len(b), hdr)
+	// The writer chose the size: View refuses a region too small for the fields. g is the region's
+	// first bytes seen as struct greeting, text the room after it; r stays open while they are used.
+	g, text, err := greeting.View(r.Bytes())
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "named_reader: %v\n", err)
 		return 1
 	}
-	// Sound: the region's bytes start on a page boundary (mmap returns page-aligned memory and the
-	// header is a whole page), so every field is 4-byte aligned as sync/atomic requires; the memory
-	// is a mapping outside the Go heap, which the garbage collector neither moves nor frees; and r
-	// stays open, so mapped, for as long as g is used.
-	g := (*greeting)(unsafe.Pointer(&b[0]))
 	ready := false
-	for ms := 0; ms < greetingTimeoutMS && !ready; ms++ {
+	for ms := 0; ms < greeting.TimeoutMS && !ready; ms++ {
 		// sync/atomic is sequentially consistent, at least as strong as the C side's acquire load.
-		ready = atomic.LoadUint32(&g.ready) == 1
+		ready = atomic.LoadUint32(&g.Ready) == 1
 		if !ready {
 			time.Sleep(time.Millisecond)
 		}
 	}
 	if !ready {
-		fmt.Fprintf(os.Stderr, "named_reader: no message within %d ms\n", greetingTimeoutMS)
+		fmt.Fprintf(os.Stderr, "named_reader: no message within %d ms\n", greeting.TimeoutMS)
 		return 1
 	}
-	// len comes from another process: read it once, and never trust it past the region's end.
-	n, room := g.len, len(b)-hdr
+	// Len comes from another process: read it once, and never trust it past the region's end.
+	n, room := g.Len, len(text)
 	if uint64(n) > uint64(room) {
 		fmt.Fprintf(os.Stderr, "named_reader: corrupt message length %d (room for %d)\n", n, room)
 		return 1
 	}
-	text := b[hdr : hdr+int(n)]
+	text = text[:n]
 	if i := bytes.IndexByte(text, 0); i >= 0 {
 		text = text[:i] // the C reader's %.*s stops at a NUL too
 	}
 	fmt.Printf("reader got: %s\n", text)
-	atomic.StoreUint32(&g.ack, 1)
+	atomic.StoreUint32(&g.Ack, 1)
 	return 0
 }
