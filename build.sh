@@ -5,7 +5,8 @@
 #   ./build.sh lib [DIR]       build only libmmipc.so (into DIR, default build/)
 #   ./build.sh examples        build the library, the C examples and their Go twins (go_<name>)
 #   ./build.sh check           the C tests and examples under AddressSanitizer + UBSan (also in test)
-#   ./build.sh bench           benchmarks (see issue: not yet)
+#   ./build.sh bench [-only RE] benchmarks next to their baselines: a table, build/bench/results.{csv,json}
+#                              and latency.png (about 80 s; docs/PERFORMANCE.md)
 #   ./build.sh install PREFIX  install libmmipc.so and mmipc.h under PREFIX/lib and PREFIX/include
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -139,21 +140,38 @@ run_tests() {
 	[ "$failed" -eq 0 ]
 }
 
+# Benchmarks: the driver (standard library only) prints the table and writes results.csv and
+# results.json; the chart comes from bench/plot, a separate module that needs gonum: if it cannot be
+# built (no module download), the numbers are still complete and the bench does not fail for it.
+run_bench() {
+	build_lib
+	local out=$BUILD/bench status=0
+	go run ./bench/run -lib "$BUILD" -out "$out" "$@" || status=$?
+	rm -f "$out/latency.png"
+	if [ -f "$out/results.json" ]; then
+		if (cd bench/plot && go run . -in "$out/results.json" -out "$out/latency.png"); then
+			echo "plot: $out/latency.png"
+		else
+			echo "bench: could not draw $out/latency.png (bench/plot needs gonum.org/v1/plot);" \
+				"the table, results.csv and results.json above are complete" >&2
+		fi
+	fi
+	return "$status"
+}
+
 case "${1:-}" in
 "") build_lib; build_examples; demo ;;
 lib) build_lib "${2:-}" ;;
 examples) build_lib; build_examples ;;
 test) run_tests ;;
 check) build_lib; run_sanitized ;;
-bench)
-	echo "./build.sh bench: the benchmark suite is not built yet (tracked in the benchmarks issue)" >&2
-	exit 2 ;;
+bench) shift; run_bench "$@" ;;
 install)
 	prefix=${2:?usage: ./build.sh install PREFIX}
 	build_lib
 	install -Dm755 "$BUILD/libmmipc.so" "$prefix/lib/libmmipc.so"
 	install -Dm644 mmipc.h "$prefix/include/mmipc.h"
 	echo "installed into $prefix" ;;
--h|--help|help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' ;;
+-h|--help|help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' ;;
 *) echo "unknown command: $1 (try ./build.sh --help)" >&2; exit 2 ;;
 esac
