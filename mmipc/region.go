@@ -165,7 +165,8 @@ func (d Dir) Create(name string, size int, perm fs.FileMode) (*Region, error) {
 		return fail(syscall.EINVAL, fmt.Sprintf("size %d overflows", size))
 	}
 
-	tmp := filepath.Join(filepath.Dir(path), fmt.Sprintf(".mmipc-%d-%016x.tmp", os.Getpid(), rand.Uint64()))
+	pid := os.Getpid() // a system call: once for the temporary name and the header
+	tmp := filepath.Join(filepath.Dir(path), fmt.Sprintf(".mmipc-%d-%016x.tmp", pid, rand.Uint64()))
 	fd, err := unix.Open(tmp, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return fail(errnoOf(err), "creating the temporary file in "+filepath.Dir(path))
@@ -188,7 +189,7 @@ func (d Dir) Create(name string, size int, perm fs.FileMode) (*Region, error) {
 		Version:    ProtocolVersion,
 		HeaderSize: uint32(pageSize),
 		DataSize:   uint64(size),
-		CreatorPID: uint32(os.Getpid()),
+		CreatorPID: uint32(pid),
 		Created:    time.Now().UnixNano(),
 	}.Encode(mem)
 	if err := unix.Link(tmp, path); err != nil {
