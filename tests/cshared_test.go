@@ -113,26 +113,43 @@ type result struct {
 // timeout so that a hang is a failure, not a stuck suite.
 func runProgram(t *testing.T, timeout time.Duration, dir string, env []string, bin string, args ...string) result {
 	t.Helper()
+	return startProgram(t, timeout, dir, env, nil, bin, args...)()
+}
+
+// startProgram starts bin in the background in dir ("" for this directory), with env added to
+// this environment and extra as its descriptors from fd 3 on. The returned function waits for it,
+// bounded by timeout (then the whole process group is killed, and the test fails), and returns
+// its combined output and exit code.
+func startProgram(t *testing.T, timeout time.Duration, dir string, env []string, extra []*os.File, bin string, args ...string) func() result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
 	cmd := boundedCommand(ctx, bin, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
+	cmd.ExtraFiles = extra
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("%s %v: still running after %v (hang):\n%s", bin, args, timeout, buf.String())
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("%s: %v", bin, err)
 	}
-	code := 0
-	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
-			t.Fatalf("%s: %v", bin, err)
+	return func() result {
+		t.Helper()
+		defer cancel()
+		err := cmd.Wait()
+		if ctx.Err() != nil {
+			t.Fatalf("%s %v: still running after %v (hang):\n%s", bin, args, timeout, buf.String())
 		}
-		code = ee.ExitCode()
+		code := 0
+		if err != nil {
+			ee, ok := err.(*exec.ExitError)
+			if !ok {
+				t.Fatalf("%s: %v", bin, err)
+			}
+			code = ee.ExitCode()
+		}
+		return result{buf.String(), code}
 	}
-	return result{buf.String(), code}
 }
 
 // boundedCommand is exec.CommandContext with the kill a hang needs: when ctx ends, the whole

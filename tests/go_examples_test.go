@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -53,40 +52,6 @@ func goexBin(t *testing.T, lang, name string) string {
 	return goexBuild(t, name)
 }
 
-// goexStart starts bin in the background with extra descriptors from fd 3 on; the returned
-// function waits for it, bounded by timeout (then the whole process group is killed, and the test
-// fails), and returns its combined output and exit code.
-func goexStart(t *testing.T, timeout time.Duration, env []string, extra []*os.File, bin string, args ...string) func() result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	cmd := boundedCommand(ctx, bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.ExtraFiles = extra
-	var buf bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &buf, &buf
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("%s: %v", bin, err)
-	}
-	return func() result {
-		t.Helper()
-		defer cancel()
-		err := cmd.Wait()
-		if ctx.Err() != nil {
-			t.Fatalf("%s %v: still running after %v (hang):\n%s", bin, args, timeout, buf.String())
-		}
-		code := 0
-		if err != nil {
-			ee, ok := err.(*exec.ExitError)
-			if !ok {
-				t.Fatalf("%s: %v", bin, err)
-			}
-			code = ee.ExitCode()
-		}
-		return result{buf.String(), code}
-	}
-}
-
 var goexLangs = []string{"C", "Go"}
 
 // A writer and a reader, each C or Go, meet by name: the writer starts first, the reader after.
@@ -98,7 +63,7 @@ func TestGoExampleNamedPairs(t *testing.T) {
 				dir := regionDir(t)
 				env := []string{"MMIPC_DIR=" + dir}
 				msg := fmt.Sprintf("nihao from %s to %s!!", wl, rl)
-				wait := goexStart(t, time.Minute, env, nil, writer, "pair", msg)
+				wait := startProgram(t, time.Minute, "", env, nil, writer, "pair", msg)
 				r := runProgram(t, time.Minute, dir, env, reader, "pair")
 				w := wait()
 				if w.code != 0 || w.out != "writer sent: "+msg+"\nwriter: reader acknowledged\n" {
@@ -120,7 +85,7 @@ func TestGoExampleNamedDefaults(t *testing.T) {
 	writer, reader := goexBuild(t, "named_writer"), compileC(t, "c_examples/named_reader.c")
 	dir := regionDir(t)
 	env := []string{"MMIPC_DIR=" + dir}
-	wait := goexStart(t, time.Minute, env, nil, writer)
+	wait := startProgram(t, time.Minute, "", env, nil, writer)
 	r := runProgram(t, time.Minute, dir, env, reader)
 	if w := wait(); w.code != 0 || w.out != "writer sent: hello from the writer\nwriter: reader acknowledged\n" {
 		t.Errorf("Go writer, defaults: exit %d, output %q", w.code, w.out)
@@ -267,7 +232,7 @@ func TestGoExampleChildRejects(t *testing.T) {
 				{"a hostile length", anon(t, 4096, 1, 5000), "corrupt message length 5000 (room for 1024)"},
 			}
 			for _, c := range cases {
-				r := goexStart(t, time.Minute, nil, []*os.File{c.fd}, child)()
+				r := startProgram(t, time.Minute, "", nil, []*os.File{c.fd}, child)()
 				if r.code != 1 || !strings.HasPrefix(r.out, "fd_child: ") || !strings.Contains(r.out, c.want) {
 					t.Errorf("%s at fd 3: exit %d, output %q; want %q", c.what, r.code, r.out, c.want)
 				}

@@ -20,50 +20,14 @@ import argparse
 import ctypes
 import errno
 import itertools
-import json
 import os
 import sys
-import threading
 import time
 
-TIMEOUT_S = 20
+from _engine import Engine
+
 FUNCS = ("mmipc_size", "plain_size", "control", "plain_control")
-
-_progress = 0
-
-
-def fail(msg):
-    print(f"py-abicost: FAIL: {msg}", file=sys.stderr, flush=True)
-    os._exit(1)
-
-
-def watchdog():
-    """Fails the engine when no sample completes for TIMEOUT_S seconds."""
-    last, idle = _progress, 0
-    while True:
-        time.sleep(1)
-        if _progress != last:
-            last, idle = _progress, 0
-        else:
-            idle += 1
-            if idle >= TIMEOUT_S:
-                fail(f"no progress for {TIMEOUT_S} s")
-
-
-def rank(v, q):
-    """Nearest-rank percentile of sorted v, as bench/c/bench.h computes it."""
-    k = min(max(int(q * len(v) + 0.999999), 1), len(v))
-    return v[k - 1]
-
-
-def result(id_, group, mech, unit, samples):
-    v = sorted(samples)
-    if v[0] < 0 or rank(v, 0.5) <= 0:
-        fail(f"{id_}: non-positive statistics")
-    line = {"id": id_, "group": group, "mechanism": mech, "param": "", "placement": "", "unit": unit,
-            "n": len(v), "p50": rank(v, 0.50), "p99": rank(v, 0.99), "mean": sum(v) / len(v), "min": v[0],
-            "max": v[-1], "bytes": 0}
-    print("RESULT " + json.dumps(line, separators=(",", ":")), flush=True)
+ENGINE = Engine("py-abicost")
 
 
 class PlainRegion(ctypes.Structure):
@@ -72,7 +36,6 @@ class PlainRegion(ctypes.Structure):
 
 
 def main():
-    global _progress
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=100000, help="calls per sample")
     ap.add_argument("--control-calls", type=int, default=0, help="calls per sample of the control pair (default calls/10)")
@@ -93,11 +56,11 @@ def main():
         import mmipc
         from mmipc._lib import lib  # the package's CDLL, with its argtypes and restype
     except ImportError as e:
-        fail(f"import: {e} (PYTHONPATH=python and MMIPC_LIB=<build>/libmmipc.so?)")
+        ENGINE.fail(f"import: {e} (PYTHONPATH=python and MMIPC_LIB=<build>/libmmipc.so?)")
     try:
         plain = ctypes.CDLL(a.plain, use_errno=True)
     except OSError as e:
-        fail(f"load {a.plain}: {e}")
+        ENGINE.fail(f"load {a.plain}: {e}")
     # The same declarations as the package's for mmipc_size (size_t f(void *)) and mmipc_open
     # (void *f(char *, int)).
     plain.plain_size.restype, plain.plain_size.argtypes = lib.mmipc_size.restype, lib.mmipc_size.argtypes
@@ -115,7 +78,7 @@ def main():
                 f(arg)
             t1 = time.perf_counter_ns()
             if f(arg) != 4096:
-                fail(f"{f.__name__} returned {f(arg)}, want 4096")
+                ENGINE.fail(f"{f.__name__} returned {f(arg)}, want 4096")
             return t1 - t0
         return run
 
@@ -127,7 +90,7 @@ def main():
                 f(b"", 0)
             t1 = time.perf_counter_ns()
             if f(b"", 0) is not None or ctypes.get_errno() != errno.EINVAL:
-                fail(f"{f.__name__}(b'', 0) did not fail with EINVAL (errno {ctypes.get_errno()})")
+                ENGINE.fail(f"{f.__name__}(b'', 0) did not fail with EINVAL (errno {ctypes.get_errno()})")
             return t1 - t0
         return run
 
@@ -137,23 +100,23 @@ def main():
         "control": (control(lib.mmipc_open), control_calls),
         "plain_control": (control(plain.plain_control), control_calls),
     }
-    threading.Thread(target=watchdog, daemon=True).start()
+    ENGINE.start_watchdog()
     print(f"# py-abicost calls={a.calls} control_calls={control_calls} samples={a.samples} runs={a.runs} "
           f"python={sys.version.split()[0]} mmipc_lib={mmipc.version()}", flush=True)
     for _ in range(a.warmup):
         for f in fns:
             run, n = runners[f]
             run(n)
-            _progress += 1
+            ENGINE.progress += 1
     for _run in range(a.runs):
         samples = {f: [] for f in fns}
         for _ in range(a.samples):
             for f in fns:
                 run, n = runners[f]
                 samples[f].append(run(n) / n)
-                _progress += 1
+                ENGINE.progress += 1
         for f in fns:
-            result(f"py-abicost/{f}", "py-abicost", f, "ns", samples[f])
+            ENGINE.result(f"py-abicost/{f}", "py-abicost", f, "", "ns", samples[f])
     region.close()
     return 0
 

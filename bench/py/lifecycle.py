@@ -17,60 +17,17 @@ mmipc uses $MMIPC_DIR. One RESULT line per mechanism and run on stdout; exit 1 o
 names removed), 2 on a bad command line. Standard library only.
 """
 import argparse
-import json
 import os
 import sys
-import threading
 import time
 
-TIMEOUT_S = 20
+from _engine import Engine
+
 MECHS = ("shared_memory", "mmipc-sharedmemory", "mmipc-create")
-
-_progress = 0
-_cleanup = []  # callables that remove what a failed cycle may have left
-
-
-def fail(msg):
-    print(f"py-lifecycle: FAIL: {msg}", file=sys.stderr, flush=True)
-    for f in _cleanup:
-        try:
-            f()
-        except OSError:
-            pass
-    os._exit(1)
-
-
-def watchdog():
-    """Fails the engine when no cycle completes for TIMEOUT_S seconds (a hung call)."""
-    last, idle = _progress, 0
-    while True:
-        time.sleep(1)
-        if _progress != last:
-            last, idle = _progress, 0
-        else:
-            idle += 1
-            if idle >= TIMEOUT_S:
-                fail(f"no progress for {TIMEOUT_S} s")
-
-
-def rank(v, q):
-    """Nearest-rank percentile of sorted v, as bench/c/bench.h computes it."""
-    k = min(max(int(q * len(v) + 0.999999), 1), len(v))
-    return v[k - 1]
-
-
-def result(id_, group, mech, param, unit, samples, nbytes=0):
-    v = sorted(samples)
-    if v[0] < 0 or rank(v, 0.5) <= 0:
-        fail(f"{id_}: non-positive statistics")
-    line = {"id": id_, "group": group, "mechanism": mech, "param": param, "placement": "", "unit": unit,
-            "n": len(v), "p50": rank(v, 0.50), "p99": rank(v, 0.99), "mean": sum(v) / len(v), "min": v[0],
-            "max": v[-1], "bytes": nbytes}
-    print("RESULT " + json.dumps(line, separators=(",", ":")), flush=True)
+ENGINE = Engine("py-lifecycle")
 
 
 def main():
-    global _progress
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--iters", type=int, default=1000, help="cycles per run")
     ap.add_argument("--runs", type=int, default=1)
@@ -86,13 +43,13 @@ def main():
         import mmipc
         from multiprocessing import shared_memory
     except ImportError as e:
-        fail(f"import: {e} (PYTHONPATH=python and MMIPC_LIB=<build>/libmmipc.so?)")
+        ENGINE.fail(f"import: {e} (PYTHONPATH=python and MMIPC_LIB=<build>/libmmipc.so?)")
 
     size = a.size
     name = f"bench-pylc-{os.getpid()}"
     mmipc_dir = os.environ.get("MMIPC_DIR") or "/dev/shm"
-    _cleanup.append(lambda: os.unlink(os.path.join(mmipc_dir, name)))
-    _cleanup.append(lambda: os.unlink(os.path.join("/dev/shm", name)))  # the standard class's
+    ENGINE.cleanup.append(lambda: os.unlink(os.path.join(mmipc_dir, name)))
+    ENGINE.cleanup.append(lambda: os.unlink(os.path.join("/dev/shm", name)))  # the standard class's
 
     def cycle_stdlib():
         s = shared_memory.SharedMemory(name=name, create=True, size=size)
@@ -116,7 +73,7 @@ def main():
         return ok
 
     cycles = {"shared_memory": cycle_stdlib, "mmipc-sharedmemory": cycle_mmipc_shm, "mmipc-create": cycle_mmipc_create}
-    threading.Thread(target=watchdog, daemon=True).start()
+    ENGINE.start_watchdog()
     print(f"# py-lifecycle size={size} iters={a.iters} runs={a.runs} warmup={a.warmup} mmipc_dir={mmipc_dir} "
           f"(shared_memory: /dev/shm) python={sys.version.split()[0]} mmipc_lib={mmipc.version()}", flush=True)
     clock = time.perf_counter_ns
@@ -125,8 +82,8 @@ def main():
             f = cycles[m]
             for _ in range(a.warmup):
                 if not f():
-                    fail(f"{m}: wrong size")
-                _progress += 1
+                    ENGINE.fail(f"{m}: wrong size")
+                ENGINE.progress += 1
         samples = [0] * a.iters
         for _run in range(a.runs):
             for m in mechs:
@@ -136,12 +93,12 @@ def main():
                     ok = f()
                     t1 = clock()
                     if not ok:
-                        fail(f"{m}: the block does not have {size} bytes")
+                        ENGINE.fail(f"{m}: the block does not have {size} bytes")
                     samples[i] = t1 - t0
-                    _progress += 1
-                result(f"py-lifecycle/{m}", "py-lifecycle", m, str(size), "ns", samples)
+                    ENGINE.progress += 1
+                ENGINE.result(f"py-lifecycle/{m}", "py-lifecycle", m, str(size), "ns", samples)
     except (OSError, ValueError) as e:
-        fail(f"{type(e).__name__}: {e}")
+        ENGINE.fail(f"{type(e).__name__}: {e}")
     return 0
 
 
