@@ -13,77 +13,41 @@ EPROTO for a file that is not a region, EACCES for a read-only one. (The Go runt
 libmmipc opens files of its own when the package loads, which take fd 3 when nothing holds it.)
 """
 import os
-import struct
 import sys
 
 import mmipc
 
-# struct handoff (c_examples/handoff.h): native-endian uint32s at 0, 4, 8 and 12, then the texts.
-SENT = 0  # 1 once msg and msg_len are written (before the child starts)
-REPLIED = 4  # 1 once the child has written reply and reply_len
-MSG_LEN = 8  # bytes of msg, at most TEXT_MAX
-REPLY_LEN = 12  # bytes of reply, at most TEXT_MAX
-TEXT_MAX = 1024  # HANDOFF_TEXT_MAX
-MSG = 16
-REPLY = MSG + TEXT_MAX
-HANDOFF_SIZE = REPLY + TEXT_MAX  # sizeof(struct handoff)
-U32 = "@I"  # native byte order, size and alignment: C's uint32_t, read or written with one memcpy
-
-HANDOFF_FD = 3  # where the parent put the region's descriptor
-DEFAULT_REPLY = b"nihao father!!"  # HANDOFF_DEFAULT_REPLY
-
-# The flags are plain loads and stores here, Python having no atomics: sound in practice for this
-# example (aligned uint32 flags that only go from 0 to 1; each text is written before its flag and
-# read only after it), though no memory model promises it. named_writer.py says why at length; the
-# real fix is mmipc's wait/notify layer, coming later.
-
-
-def load_u32(buf, offset):
-    return struct.unpack_from(U32, buf, offset)[0]
-
-
-def store_u32(buf, offset, value):
-    struct.pack_into(U32, buf, offset, value)
-
-
-def say(line):
-    """Prints bytes as C's printf would, and flushes: the parent's lines share the terminal."""
-    sys.stdout.buffer.write(line + b"\n")
-    sys.stdout.buffer.flush()
+import handoff
+from shm import LayoutError, load_u32, store_u32, say
 
 
 def main(argv):
-    reply = os.fsencode(argv[1]) if len(argv) > 1 else DEFAULT_REPLY
+    reply = os.fsencode(argv[1]) if len(argv) > 1 else handoff.DEFAULT_REPLY
 
     try:
-        region = mmipc.from_fd(HANDOFF_FD)
+        region = mmipc.from_fd(handoff.FD)
     except OSError as e:
         print(f"fd_child: {e.strerror}", file=sys.stderr)  # mmipc_last_error()'s message
         return 1
-    os.close(HANDOFF_FD)  # the region keeps its own duplicate
+    os.close(handoff.FD)  # the region keeps its own duplicate
     with region:
-        # The parent chose the region's size: make sure the layout fits before touching it.
-        if region.size < HANDOFF_SIZE:
-            print(f"fd_child: the region has {region.size} bytes, the handoff needs {HANDOFF_SIZE}", file=sys.stderr)
-            return 1
         buf = region.buf
-        if load_u32(buf, SENT) != 1:
-            print("fd_child: the parent sent no message", file=sys.stderr)
+        try:
+            handoff.check_size(buf)  # the parent chose the region's size
+            if load_u32(buf, handoff.SENT) != 1:
+                print("fd_child: the parent sent no message", file=sys.stderr)
+                return 1
+            msg = handoff.read_msg(buf)  # msg_len checked against TEXT_MAX
+        except LayoutError as e:
+            print(f"fd_child: {e}", file=sys.stderr)
             return 1
-        # msg_len comes from another process: read it once, never trust it past the message's room.
-        n = load_u32(buf, MSG_LEN)
-        if n > TEXT_MAX:
-            print(f"fd_child: corrupt message length {n} (room for {TEXT_MAX})", file=sys.stderr)
-            return 1
-        say(b"child got: " + bytes(buf[MSG:MSG + n]).split(b"\0", 1)[0])  # %.*s stops at a NUL
+        say(b"child got: " + msg)
 
-        text = reply[:TEXT_MAX]
-        buf[REPLY:REPLY + len(text)] = text
-        store_u32(buf, REPLY_LEN, len(text))
+        text = handoff.write_reply(buf, reply)
         # Printed before the reply is published, so that on a shared terminal these lines come
         # before the parent's "parent got".
         say(b"child replied: " + text)
-        store_u32(buf, REPLIED, 1)  # last: publishes reply and reply_len
+        store_u32(buf, handoff.REPLIED, 1)  # last: publishes reply and reply_len
     return 0
 
 
