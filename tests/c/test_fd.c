@@ -82,27 +82,6 @@ static int open_or_die(const char *path, int flags)
 			mmipc_detach(r_);                                                                     \
 	} while (0)
 
-/* A write to p, in a forked child, must die of SIGSEGV (a read-only mapping). */
-static void expect_write_faults(const char *what, void *p)
-{
-	pid_t pid = fork_flushed();
-	if (pid == 0) {
-		signal(SIGALRM, SIG_DFL); /* a hang kills the child: the parent reports it */
-		alarm(5);
-		struct rlimit no_core = {0, 0};
-		setrlimit(RLIMIT_CORE, &no_core);
-		signal(SIGSEGV, SIG_DFL);
-		((volatile char *)p)[0] = 'X';
-		_exit(3); /* the write went through */
-	}
-	char buf[128];
-	int st = 0, w = wait_bounded(pid, 10, &st);
-	check(w == 1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV,
-	      "%s: a child writing through the read-only attachment: got %s, want killed by SIGSEGV (exit 3 = the write "
-	      "succeeded)",
-	      what, describe(w, st, buf, sizeof buf));
-}
-
 /* a and b map the same bytes through distinct mappings: written at both ends, through each. */
 static void expect_shared(const char *what, mmipc_region *a, mmipc_region *b)
 {

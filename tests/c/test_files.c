@@ -145,22 +145,7 @@ static void test_map_file_readonly(void)
 	check(mmipc_size(r) == sizeof text - 1 && memcmp(mmipc_data(r), text, sizeof text - 1) == 0,
 	      "read-only: the mapping holds the file's bytes: got \"%.*s\"", (int)(sizeof text - 2), (char *)mmipc_data(r));
 
-	pid_t pid = fork_flushed();
-	if (pid == 0) {
-		signal(SIGALRM, SIG_DFL); /* a hang kills the child: the parent reports it */
-		alarm(5);
-		struct rlimit no_core = {0, 0};
-		setrlimit(RLIMIT_CORE, &no_core);
-		signal(SIGSEGV, SIG_DFL);
-		((volatile char *)mmipc_data(r))[0] = 'X';
-		_exit(3); /* the write went through */
-	}
-	char buf[128];
-	int st = 0, w = wait_bounded(pid, 10, &st);
-	check(w == 1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV,
-	      "read-only: a child writing through a read-only map: got %s, want killed by SIGSEGV (exit 3 = the write "
-	      "succeeded)",
-	      describe(w, st, buf, sizeof buf));
+	expect_write_faults("read-only map_file", mmipc_data(r));
 	EXPECT_ZERO(mmipc_detach(r));
 	check(file_is("ro.txt", text), "read-only: ro.txt unchanged on disk");
 }

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -268,6 +269,30 @@ static inline void expect_no_temp_files(const char *d)
 	if (n < 0)
 		die(d);
 	check(n == 0, "no temporary file left in %s: got %d: %s", d, n, left);
+}
+
+/* ---- read-only mappings ---- */
+
+/* A write to p, in a forked child, must die of SIGSEGV (a read-only mapping). The child touches
+ * only memory: fork-safe whatever the program has loaded. */
+static inline void expect_write_faults(const char *what, void *p)
+{
+	pid_t pid = fork_flushed();
+	if (pid == 0) {
+		signal(SIGALRM, SIG_DFL); /* a hang kills the child: the parent reports it */
+		alarm(5);
+		struct rlimit no_core = {0, 0};
+		setrlimit(RLIMIT_CORE, &no_core);
+		signal(SIGSEGV, SIG_DFL);
+		((volatile char *)p)[0] = 'X';
+		_exit(3); /* the write went through */
+	}
+	char buf[128];
+	int st = 0, w = wait_bounded(pid, 10, &st);
+	check(w == 1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV,
+	      "%s: a child writing through a read-only mapping: got %s, want killed by SIGSEGV (exit 3 = the write "
+	      "succeeded)",
+	      what, describe(w, st, buf, sizeof buf));
 }
 
 /* ---- resources: descriptors and mappings, for leak checks ---- */
