@@ -73,6 +73,20 @@ static int size_fits(const char *call, const char *name, size_t size)
 	return 0;
 }
 
+/* Attach flags: 0 or MMIPC_RDONLY, else EINVAL naming the region (name, or fd when name is NULL). */
+static int flags_valid(const char *call, const char *name, int fd, int flags)
+{
+	if ((flags & ~MMIPC_RDONLY) == 0)
+		return 1;
+	if (name != NULL)
+		set_error(EINVAL, "%s \"%s\": invalid argument: flags %#x (only MMIPC_RDONLY is defined)", call, name,
+			  (unsigned)flags);
+	else
+		set_error(EINVAL, "%s (fd %d): invalid argument: flags %#x (only MMIPC_RDONLY is defined)", call, fd,
+			  (unsigned)flags);
+	return 0;
+}
+
 /* A zeroed handle for a Go call to fill, or NULL with ENOMEM. */
 static mmipc_region *new_handle(const char *call)
 {
@@ -119,11 +133,8 @@ mmipc_region *mmipc_open(const char *name, int flags)
 	const char *call = "mmipc_open";
 	if (!may_enter_go(call, "name", name, "", ""))
 		return NULL;
-	if (flags & ~MMIPC_RDONLY) {
-		set_error(EINVAL, "%s \"%s\": invalid argument: flags %#x (only MMIPC_RDONLY is defined)", call, name,
-			  (unsigned)flags);
+	if (!flags_valid(call, name, -1, flags))
 		return NULL;
-	}
 	mmipc_region *r = new_handle(call);
 	if (r == NULL)
 		return NULL;
@@ -157,11 +168,8 @@ mmipc_region *mmipc_attach_fd(int fd, int flags)
 	const char *call = "mmipc_attach_fd";
 	if (!may_enter_go(call, "", "", "", ""))
 		return NULL;
-	if (flags & ~MMIPC_RDONLY) {
-		set_error(EINVAL, "%s (fd %d): invalid argument: flags %#x (only MMIPC_RDONLY is defined)", call, fd,
-			  (unsigned)flags);
+	if (!flags_valid(call, NULL, fd, flags))
 		return NULL;
-	}
 	mmipc_region *r = new_handle(call);
 	if (r == NULL)
 		return NULL;

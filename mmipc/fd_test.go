@@ -567,6 +567,22 @@ func TestFdHelperChild(t *testing.T) {
 		copy(r.Bytes()[100:], fdReply(mode))
 		r.Bytes()[size-2] = 0xC3
 	}
+	// attachReadOnly attaches f read-only, checks the parent's pattern and that a write at off
+	// faults; the attachment is closed when the test ends.
+	attachReadOnly := func(off int) *Region {
+		t.Helper()
+		ro, err := FromFileReadOnly(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ro.Close() })
+		checkPattern(ro)
+		b := ro.Bytes()
+		if !faults(func() { b[off] = 'X' }) {
+			t.Fatalf("%s: writing through the child's read-only attachment did not fault", mode)
+		}
+		return ro
+	}
 	switch mode {
 	case "anon":
 		r, err := FromFile(f)
@@ -577,16 +593,7 @@ func TestFdHelperChild(t *testing.T) {
 		checkPattern(r)
 		reply(r)
 	case "named":
-		ro, err := FromFileReadOnly(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ro.Close()
-		checkPattern(ro)
-		b := ro.Bytes()
-		if !faults(func() { b[50] = 'X' }) {
-			t.Fatalf("writing through the child's read-only attachment did not fault")
-		}
+		ro := attachReadOnly(50)
 		rw, err := FromFile(f)
 		if err != nil {
 			t.Fatal(err)
@@ -599,16 +606,7 @@ func TestFdHelperChild(t *testing.T) {
 	case "readonly-fd":
 		_, err := FromFile(f)
 		wantErr(t, err, "attach_fd", "region", syscall.EACCES)
-		ro, err := FromFileReadOnly(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ro.Close()
-		checkPattern(ro)
-		b := ro.Bytes()
-		if !faults(func() { b[100] = 'X' }) {
-			t.Fatalf("writing through the child's read-only attachment did not fault")
-		}
+		attachReadOnly(100)
 	default:
 		t.Fatalf("unknown mode %q", mode)
 	}
