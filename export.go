@@ -59,6 +59,18 @@ func mmipcgo_attach_fd(fd C.int, readOnly C.int, out *C.struct_mmipc_region, err
 	return fill(out, r, err, errbuf)
 }
 
+//export mmipcgo_ring_create
+func mmipcgo_ring_create(name *C.char, capacity C.size_t, mode C.uint, dir *C.char, out *C.struct_mmipc_region, errbuf *C.char) C.int {
+	q, err := mmipc.Dir(C.GoString(dir)).CreateRing(C.GoString(name), int(capacity), fs.FileMode(mode))
+	return fillRing(out, q, err, errbuf)
+}
+
+//export mmipcgo_ring_open
+func mmipcgo_ring_open(name *C.char, dir *C.char, out *C.struct_mmipc_region, errbuf *C.char) C.int {
+	q, err := mmipc.Dir(C.GoString(dir)).OpenRing(C.GoString(name))
+	return fillRing(out, q, err, errbuf)
+}
+
 //export mmipcgo_detach
 func mmipcgo_detach(key unsafe.Pointer) {
 	r := pointer.Restore(key).(*mmipc.Region)
@@ -90,6 +102,14 @@ func fill(out *C.struct_mmipc_region, r *mmipc.Region, err error, errbuf *C.char
 	out.fd = C.int(r.Fd())
 	out.gostate = pointer.Save(r)
 	return 0
+}
+
+// fillRing hands a new ring's region to the C handle; the C side runs the ring itself (ring.c).
+func fillRing(out *C.struct_mmipc_region, q *mmipc.Ring, err error, errbuf *C.char) C.int {
+	if err != nil {
+		return errno(err, errbuf)
+	}
+	return fill(out, q.Region(), nil, errbuf)
 }
 
 // errno maps err to the errno the C caller gets, and writes its message, naming the C call, into

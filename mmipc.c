@@ -31,7 +31,7 @@ __attribute__((constructor)) static void mmipc_init(void)
 
 static int in_forked_child(void) { return forked || getpid() != loaded_pid; }
 
-__attribute__((format(printf, 2, 3))) static void set_error(int err, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) void mmipc__set_error(int err, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -39,6 +39,9 @@ __attribute__((format(printf, 2, 3))) static void set_error(int err, const char 
 	va_end(ap);
 	errno = err;
 }
+#define set_error mmipc__set_error
+
+int mmipc__in_forked_child(void) { return in_forked_child(); }
 
 /* The checks every call that enters Go makes first, in C: not in a forked child (ENOTSUP: the Go
  * runtime cannot run there) and no NULL string argument (EINVAL). arg2 may be a dummy non-NULL
@@ -174,6 +177,28 @@ mmipc_region *mmipc_attach_fd(int fd, int flags)
 	if (r == NULL)
 		return NULL;
 	return handle_or_null(r, mmipcgo_attach_fd(fd, flags & MMIPC_RDONLY, r, last_error));
+}
+
+mmipc_region *mmipc__ring_region_create(const char *name, size_t capacity, unsigned int mode)
+{
+	const char *call = "mmipc_ring_create";
+	if (!may_enter_go(call, "name", name, "", "") || !size_fits(call, name, capacity))
+		return NULL;
+	mmipc_region *r = new_handle(call);
+	if (r == NULL)
+		return NULL;
+	return handle_or_null(r, mmipcgo_ring_create((char *)name, capacity, mode, getenv("MMIPC_DIR"), r, last_error));
+}
+
+mmipc_region *mmipc__ring_region_open(const char *name)
+{
+	const char *call = "mmipc_ring_open";
+	if (!may_enter_go(call, "name", name, "", ""))
+		return NULL;
+	mmipc_region *r = new_handle(call);
+	if (r == NULL)
+		return NULL;
+	return handle_or_null(r, mmipcgo_ring_open((char *)name, getenv("MMIPC_DIR"), r, last_error));
 }
 
 int mmipc_fd(const mmipc_region *r)

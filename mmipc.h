@@ -34,6 +34,8 @@
 #define MMIPC_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -41,11 +43,11 @@ extern "C" {
 
 /* The version of this header. mmipc_version() returns the library's, which may be newer. */
 #define MMIPC_VERSION_MAJOR 0
-#define MMIPC_VERSION_MINOR 1
+#define MMIPC_VERSION_MINOR 2
 #define MMIPC_VERSION_PATCH 0
-#define MMIPC_VERSION "0.1.0"
+#define MMIPC_VERSION "0.2.0"
 /* MAJOR * 1000000 + MINOR * 1000 + PATCH, for #if comparisons. */
-#define MMIPC_VERSION_NUMBER 1000
+#define MMIPC_VERSION_NUMBER 2000
 
 /* The shared-memory layout version (docs/PROTOCOL.md) written into, and required of, every named
  * region's header. A region of another version is refused with EPROTO. */
@@ -217,11 +219,190 @@ const char *mmipc_last_error(void);
  */
 const char *mmipc_version(void);
 
-/*
- * Reserved for the sync layer: wait/notify on a 32-bit word, a process-shared lock that survives
- * a dead owner, and a message ring. Each named region's header page reserves room for it
- * (docs/PROTOCOL.md); its declarations will join this header, all fork-safe C.
+/* ==== The sync layer: wait/notify, a lock that survives a dead owner, a message ring ==========
+ *
+ * Layout and algorithms: docs/PROTOCOL.md ("The sync layer"); Go peers (package mmipc) and Python
+ * peers use the same bytes, so all three languages meet on the same words, locks and rings.
+ * Every function below is plain C: none enters the Go runtime on its data path, so they are
+ * fork-safe, except mmipc_ring_create and mmipc_ring_open, which are ENOTSUP in a forked child.
+ *
+ * Timeouts (timeout_ns): MMIPC_FOREVER (-1) waits forever; 0 tries once and fails with EAGAIN when
+ * nothing is ready; a positive count of nanoseconds fails with ETIMEDOUT when it expires. Any other
+ * negative value is EINVAL. Time is measured on CLOCK_MONOTONIC.
  */
+#define MMIPC_FOREVER ((int64_t)-1)
+
+/*
+ * mmipc_wait - sleep while *word == expected (a shared futex wait).
+ *   word      a 4-aligned 32-bit word in memory shared with the notifier (any region's data).
+ *   expected  the value the caller last read and found "not ready".
+ * Returns 0 when woken by mmipc_notify, when *word already differs, or spuriously: re-check the
+ * condition and wait again. -1 with errno ETIMEDOUT, EAGAIN (timeout 0 and *word == expected),
+ * EINTR (a signal handler ran), EINVAL (NULL or misaligned word, bad timeout).
+ * Pattern: writer: change the word (atomic store or increment), then mmipc_notify. Waiter: load
+ * the word, check the condition, mmipc_wait(word, loaded, t); a change in between is never lost.
+ * Thread-safe and fork-safe.
+ */
+int mmipc_wait(const uint32_t *word, uint32_t expected, int64_t timeout_ns);
+
+/*
+ * mmipc_notify - wake up to count processes or threads sleeping in mmipc_wait on word.
+ *   count  1 or more; INT_MAX wakes all.
+ * Returns how many were woken (0 when nobody slept), or -1 with errno EINVAL (NULL or misaligned
+ * word, count < 1). Thread-safe and fork-safe.
+ */
+int mmipc_notify(uint32_t *word, int count);
+
+/*
+ * mmipc_lock - a process-shared mutex that survives its holder's death. 64 bytes, 64-aligned; put
+ * it at any 64-aligned offset of shared memory (a region's data is page-aligned) and use it through
+ * a pointer. All-zero bytes are an unlocked lock, so a lock in a fresh region needs no init. The
+ * fields are the layout of docs/PROTOCOL.md ("Lock"); do not touch them directly.
+ * Ownership is per process: any thread of the owning process may release it, and it is not
+ * recursive. Owner death is found from /proc (pid and start time, so a recycled pid or an
+ * unreaped zombie never looks alive) without the dead process's help, within about 100 ms.
+ */
+typedef struct mmipc_lock {
+	uint64_t owner; /* identity of the holding process (pid | start time << 32), 0 when free */
+	uint32_t wake_seq; /* the futex word sleepers wait on */
+	uint32_t sleepers; /* processes sleeping on wake_seq */
+	uint32_t state; /* bit 0 owner died, not yet repaired; bit 1 not recoverable */
+	uint32_t reserved[11];
+} __attribute__((aligned(64))) mmipc_lock;
+
+/*
+ * mmipc_lock_init - reset *l to an unlocked, consistent lock (writes zeros). Never call it on a
+ * lock that someone may hold; it is also the only way to reuse a lock that became not recoverable.
+ * Returns 0, or -1 with errno EINVAL (NULL or not 64-aligned). Fork-safe.
+ */
+int mmipc_lock_init(mmipc_lock *l);
+
+/*
+ * mmipc_lock_acquire - take the lock, waiting up to timeout_ns.
+ * Returns 0 with the lock held; or -1 with errno:
+ *   EOWNERDEAD       the lock IS held by the caller now, taken over from a process that died
+ *                    holding it: the data it guards may be half-updated. Repair it, then call
+ *                    mmipc_lock_consistent; releasing without that makes the lock not recoverable.
+ *   ENOTRECOVERABLE  a previous taker released without repairing: the lock is unusable until
+ *                    mmipc_lock_init.
+ *   ETIMEDOUT, EAGAIN (timeout 0 and held by a live process), EINVAL (NULL, misaligned, bad
+ *   timeout), EPROTO (the lock's bytes are not a lock: unknown state bits).
+ * A free lock costs one compare-and-swap and no system call. Thread-safe and fork-safe.
+ */
+int mmipc_lock_acquire(mmipc_lock *l, int64_t timeout_ns);
+
+/*
+ * mmipc_lock_consistent - mark the data repaired after an EOWNERDEAD acquire.
+ * Returns 0, or -1 with errno EPERM (the caller's process does not hold the lock), EINVAL (NULL,
+ * misaligned, or the lock was not taken over from a dead owner). Fork-safe.
+ */
+int mmipc_lock_consistent(mmipc_lock *l);
+
+/*
+ * mmipc_lock_release - release the lock held by the caller's process; wakes one sleeper, with a
+ * system call only when someone sleeps.
+ * Returns 0, or -1 with errno EPERM (not held by the caller's process), EINVAL (NULL,
+ * misaligned). Fork-safe.
+ */
+int mmipc_lock_release(mmipc_lock *l);
+
+/*
+ * mmipc_ring - a message ring in a named region: variable-length messages from any number of
+ * senders to any number of receivers, in order, through a byte buffer of a fixed capacity.
+ * One sender and one receiver run lock-free: ~a cache-line transfer per message, no system call
+ * unless the peer sleeps. More senders (or receivers) are safe: the side becomes shared and they
+ * take turns through a lock that survives a dead holder. Blocking calls spin while that can pay
+ * off (the peer runs on another CPU and spinning has worked lately), then sleep on a futex.
+ * A handle must not be used by two threads at once: open the ring once per thread.
+ * A process killed mid-send never delivers a torn message; a peer that scribbles over the ring
+ * makes calls fail with EPROTO, never read or write outside it.
+ */
+typedef struct mmipc_ring mmipc_ring;
+
+/*
+ * mmipc_ring_create - create a ring region named `name` and attach it.
+ *   capacity_bytes  the buffer size; rounded up to a power of two, at least 1 KiB, at most 1 GiB
+ *                   (else EINVAL). The largest message is capacity / 2 - 8 bytes
+ *                   (mmipc_ring_max_message).
+ *   mode            permission bits, as for mmipc_create (0 means 0600).
+ * Creation is atomic as for regions: an opener never sees a half-made ring.
+ * Returns a handle, or NULL with errno as for mmipc_create (EEXIST, EINVAL, ELOOP, EACCES, ENOENT,
+ * ENOSPC, ENOTSUP in a forked child). Release with mmipc_ring_close; remove the name with
+ * mmipc_unlink.
+ */
+mmipc_ring *mmipc_ring_create(const char *name, size_t capacity_bytes, unsigned int mode);
+
+/*
+ * mmipc_ring_open - attach an existing ring.
+ * Returns a handle, or NULL with errno ENOENT, EINVAL, ELOOP, EACCES, EPROTO (not a ring, or a
+ * damaged control block), ENOTSUP (forked child).
+ */
+mmipc_ring *mmipc_ring_open(const char *name);
+
+/*
+ * mmipc_ring_send - copy one message of len bytes (0 allowed) into the ring, waiting up to
+ * timeout_ns for space.
+ * Returns 0, or -1 with errno EMSGSIZE (len > mmipc_ring_max_message: it could never fit),
+ * EAGAIN/ETIMEDOUT (no space), EINVAL (NULL q, NULL msg with len > 0, bad timeout), EBUSY (a
+ * reservation is pending on this handle), EPROTO (the ring's control words are damaged).
+ * Fork-safe (on a handle made before the fork).
+ */
+int mmipc_ring_send(mmipc_ring *q, const void *msg, size_t len, int64_t timeout_ns);
+
+/*
+ * mmipc_ring_recv - take the next message, copying it into buf, waiting up to timeout_ns for one.
+ * Returns its length (0 for an empty message), or -1 with errno EMSGSIZE (cap is smaller than the
+ * message: it stays in the ring; mmipc_ring_peek tells its length), EAGAIN/ETIMEDOUT (no message),
+ * EINVAL (NULL q, NULL buf with cap > 0, bad timeout), EBUSY (a peek is pending on this handle),
+ * EPROTO (damaged ring). Fork-safe.
+ */
+ssize_t mmipc_ring_recv(mmipc_ring *q, void *buf, size_t cap, int64_t timeout_ns);
+
+/*
+ * mmipc_ring_reserve - zero-copy send, step 1: room for a message of up to len bytes.
+ * Returns a pointer to len writable bytes inside the ring (valid until mmipc_ring_commit or
+ * mmipc_ring_close on this handle), or NULL with errno as for mmipc_ring_send. The send side stays
+ * held until the commit: other senders wait. Fork-safe.
+ */
+void *mmipc_ring_reserve(mmipc_ring *q, size_t len, int64_t timeout_ns);
+
+/*
+ * mmipc_ring_commit - zero-copy send, step 2: publish the reserved message with its final length.
+ *   len  at most the reserved length.
+ * Returns 0, or -1 with errno EINVAL (NULL q, no reservation pending, len larger than reserved),
+ * EPROTO. A process that dies (or a handle closed) between reserve and commit delivers nothing.
+ */
+int mmipc_ring_commit(mmipc_ring *q, size_t len);
+
+/*
+ * mmipc_ring_peek - zero-copy receive, step 1: the next message, in place.
+ * Returns a pointer to its bytes and stores its length in *len (valid until mmipc_ring_release or
+ * mmipc_ring_close on this handle), or NULL with errno EAGAIN/ETIMEDOUT, EINVAL (NULL q or len,
+ * bad timeout), EPROTO. Peeking again before the release returns the same message. The receive
+ * side stays held until the release. Fork-safe.
+ */
+const void *mmipc_ring_peek(mmipc_ring *q, size_t *len, int64_t timeout_ns);
+
+/*
+ * mmipc_ring_release - zero-copy receive, step 2: consume the peeked message.
+ * Returns 0, or -1 with errno EINVAL (NULL q, nothing peeked). A process that dies between peek and
+ * release consumed nothing: the message goes to the next receive.
+ */
+int mmipc_ring_release(mmipc_ring *q);
+
+/*
+ * mmipc_ring_capacity / mmipc_ring_max_message - the buffer size and the largest message, in
+ * bytes (0 for NULL). Fork-safe.
+ */
+size_t mmipc_ring_capacity(const mmipc_ring *q);
+size_t mmipc_ring_max_message(const mmipc_ring *q);
+
+/*
+ * mmipc_ring_close - give up any exclusive claim, abandon a pending reservation or peek, detach
+ * and free the handle. NULL is a no-op returning 0. The ring's name stays (mmipc_unlink removes it).
+ * Returns 0, or -1 with errno as for mmipc_detach. Fork-safe.
+ */
+int mmipc_ring_close(mmipc_ring *q);
 
 #ifdef __cplusplus
 }

@@ -38,4 +38,4 @@
 package mmipc
 
 // Version is the library version; mmipc.h's MMIPC_VERSION and mmipc_version() say the same.
-const Version = "0.1.0"
+const Version = "0.2.0"

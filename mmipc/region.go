@@ -144,9 +144,15 @@ func Unlink(name string) error { return EnvDir().Unlink(name) }
 // same directory, sized, given its header, and only then linked to its name. An opener therefore
 // never sees a half-made region, and of two racing creators exactly one wins; the other gets EEXIST.
 func (d Dir) Create(name string, size int, perm fs.FileMode) (*Region, error) {
+	return d.create("create", name, size, perm, 0, nil)
+}
+
+// create is the creation protocol. flags goes into the header; init, if not nil, fills the data
+// before the region gets its name (a ring's control block), so openers never see it half-made.
+func (d Dir) create(op, name string, size int, perm fs.FileMode, flags uint32, init func(data []byte)) (*Region, error) {
 	path, bad := d.resolve(name)
 	fail := func(errno syscall.Errno, detail string) (*Region, error) {
-		return nil, &Error{Op: "create", Name: name, Path: path, Errno: errno, Detail: detail}
+		return nil, &Error{Op: op, Name: name, Path: path, Errno: errno, Detail: detail}
 	}
 	switch {
 	case bad != "":
@@ -190,8 +196,12 @@ func (d Dir) Create(name string, size int, perm fs.FileMode) (*Region, error) {
 		HeaderSize: uint32(pageSize),
 		DataSize:   uint64(size),
 		CreatorPID: uint32(pid),
+		Flags:      flags,
 		Created:    time.Now().UnixNano(),
 	}.Encode(mem)
+	if init != nil {
+		init(mem[pageSize : pageSize+size])
+	}
 	if err := unix.Link(tmp, path); err != nil {
 		unix.Munmap(mem)
 		errno := errnoOf(err)
@@ -212,14 +222,19 @@ func (d Dir) Open(name string) (*Region, error) { return d.open(name, false) }
 func (d Dir) OpenReadOnly(name string) (*Region, error) { return d.open(name, true) }
 
 func (d Dir) open(name string, readOnly bool) (*Region, error) {
-	const op = "open"
+	r, _, err := d.openRegion("open", name, readOnly)
+	return r, err
+}
+
+// openRegion attaches a named region and also returns its validated header.
+func (d Dir) openRegion(op, name string, readOnly bool) (*Region, Header, error) {
 	path, bad := d.resolve(name)
 	if bad != "" {
-		return nil, &Error{Op: op, Name: name, Errno: syscall.EINVAL, Detail: bad}
+		return nil, Header{}, &Error{Op: op, Name: name, Errno: syscall.EINVAL, Detail: bad}
 	}
 	fd, _, h, err := openRegionFile(path, readOnly)
 	if err != nil {
-		return nil, &Error{Op: op, Name: name, Path: path, Errno: errnoOf(err), Detail: detailOf(err)}
+		return nil, Header{}, &Error{Op: op, Name: name, Path: path, Errno: errnoOf(err), Detail: detailOf(err)}
 	}
 	fileSize, _ := h.FileSize()
 	prot := unix.PROT_READ | unix.PROT_WRITE
@@ -229,10 +244,10 @@ func (d Dir) open(name string, readOnly bool) (*Region, error) {
 	mem, err := unix.Mmap(fd, 0, int(fileSize), prot, unix.MAP_SHARED)
 	if err != nil {
 		unix.Close(fd)
-		return nil, &Error{Op: op, Name: name, Path: path, Errno: errnoOf(err), Detail: "mmap"}
+		return nil, Header{}, &Error{Op: op, Name: name, Path: path, Errno: errnoOf(err), Detail: "mmap"}
 	}
 	hs, n := int(h.HeaderSize), int(h.DataSize)
-	return &Region{name: name, fd: fd, mem: mem, data: mem[hs : hs+n : hs+n]}, nil
+	return &Region{name: name, fd: fd, mem: mem, data: mem[hs : hs+n : hs+n]}, h, nil
 }
 
 // Unlink is the package-level Unlink with names resolved in d.

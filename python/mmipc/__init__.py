@@ -46,7 +46,7 @@ from ._lib import lib as _clib
 from ._region import Region, anon, copy_file, create, from_fd, map_file, open, unlink
 from .shared_memory import SharedMemory
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 #: The shared-memory layout version (docs/PROTOCOL.md), MMIPC_PROTOCOL_VERSION in C.
 PROTOCOL_VERSION = 1
