@@ -10,6 +10,11 @@
 // starts (exec.Cmd's ExtraFiles), and the child attaches it with FromFile. MapFile maps an
 // ordinary file raw, like the classic open + mmap recipe.
 //
+// On top of raw memory, the sync layer: Wait and Notify on a shared 32-bit word (a shared futex), a
+// Lock that survives a holder's death (EOWNERDEAD, then Consistent), and a message Ring with
+// variable-length messages between any number of senders and receivers (lock-free for one of
+// each). C and Python peers use the same words, locks and rings.
+//
 // The byte layout is specified once, in docs/PROTOCOL.md. Errors are *Error values that unwrap to
 // a syscall.Errno, so errors.Is(err, fs.ErrExist) and errors.Is(err, syscall.EPROTO) work.
 //
@@ -33,6 +38,18 @@
 //	mmipc_sync(r)                        r.Sync()
 //	mmipc_detach(r)                      r.Close()
 //	mmipc_copy_file(src, dst)            CopyFile(src, dst)
+//	mmipc_wait(word, v, timeout_ns)      Wait(word, v, timeout); Word(b, off) gets the *uint32
+//	mmipc_notify(word, count)            Notify(word, count)
+//	MMIPC_FOREVER, 0                     Forever, TryOnce (timeouts are time.Durations)
+//	mmipc_lock *l = (void *)p            l, err := LockAt(b)
+//	mmipc_lock_init/acquire/...          l.Init(), l.Acquire(timeout), l.Consistent(), l.Release()
+//	mmipc_ring_create(name, cap, mode)   CreateRing(name, capacity, perm)
+//	mmipc_ring_open(name)                OpenRing(name)
+//	mmipc_ring_send/recv(q, ...)         q.Send(msg, timeout), q.Recv(buf, timeout)
+//	mmipc_ring_reserve/commit(q, ...)    q.Reserve(n, timeout), q.Commit(n)
+//	mmipc_ring_peek/release(q, ...)      q.Peek(timeout), q.Release()
+//	mmipc_ring_capacity/max_message(q)   q.Capacity(), q.MaxMessage()
+//	mmipc_ring_close(q)                  q.Close()
 //	errno, mmipc_last_error()            *Error: Errno, and Describe() is the message after "mmipc_"
 //	$MMIPC_DIR at each call              EnvDir() at each call; Dir("path") for an explicit one
 package mmipc
