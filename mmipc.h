@@ -391,10 +391,15 @@ const void *mmipc_ring_peek(mmipc_ring *q, size_t *len, int64_t timeout_ns);
 int mmipc_ring_release(mmipc_ring *q);
 
 /*
- * mmipc_ring_capacity / mmipc_ring_max_message - the buffer size and the largest message, in
- * bytes (0 for NULL). Fork-safe.
+ * mmipc_ring_capacity - the ring's buffer size in bytes (the capacity asked at creation, rounded
+ * up to a power of two). Returns 0 for NULL and sets no errno. Fork-safe.
  */
 size_t mmipc_ring_capacity(const mmipc_ring *q);
+
+/*
+ * mmipc_ring_max_message - the largest message the ring carries: capacity / 2 - 8 bytes; a longer
+ * send or reserve fails with EMSGSIZE. Returns 0 for NULL and sets no errno. Fork-safe.
+ */
 size_t mmipc_ring_max_message(const mmipc_ring *q);
 
 /*

@@ -1,0 +1,162 @@
+/* Internal to libmmipc: the sync layer's helpers shared by sync.c (identity, wait/notify, the lock)
+ * and ring.c. Not installed; nothing here is exported from the library. Layout and algorithms:
+ * docs/PROTOCOL.md, "The sync layer". Everything here is plain C, so it works in a forked child. */
+#ifndef MMIPC_SYNC_INTERNAL_H
+#define MMIPC_SYNC_INTERNAL_H
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "mmipc_internal.h"
+
+/* ---- process identity ---- */
+
+/* This process's pid once computed, 0 before that and right after fork() (an atfork handler
+ * clears it). Hot paths compare a handle's pid with it to notice a fork without a getpid() call. */
+MMIPC_HIDDEN extern _Atomic pid_t mmipc__cached_pid;
+
+/* This process's pid, computed (getpid) only when the cache is empty. */
+MMIPC_HIDDEN pid_t mmipc__self_pid(void);
+
+/* This process's identity, pid | low 32 bits of its /proc start time << 32; cached, recomputed
+ * after fork. The start time is 0 when /proc/self/stat cannot be read. */
+MMIPC_HIDDEN uint64_t mmipc__self_identity(void);
+
+/* 1 when the identity names a living process (its /proc/<pid>/stat exists, the start time matches
+ * and it is not a zombie), 0 when it is dead. /proc that cannot be read means alive. */
+MMIPC_HIDDEN int mmipc__identity_alive(uint64_t identity);
+
+/* ---- time ---- */
+
+#define MMIPC__NS_PER_MS INT64_C(1000000)
+#define MMIPC__NEVER INT64_MAX /* a deadline that never comes */
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+MMIPC_HIDDEN int64_t mmipc__now_ns(void);
+
+/* A caller's timeout as a deadline on CLOCK_MONOTONIC, computed only when a wait first needs it
+ * (so that the fast paths never read the clock). */
+struct mmipc__deadline {
+	int64_t timeout; /* -1 forever, 0 try once, > 0 nanoseconds */
+	int64_t at;      /* 0 until computed; MMIPC__NEVER for forever */
+};
+
+static inline int mmipc__timeout_valid(int64_t timeout_ns) { return timeout_ns >= -1; }
+
+static inline struct mmipc__deadline mmipc__deadline_make(int64_t timeout_ns)
+{
+	struct mmipc__deadline d = {timeout_ns, 0};
+	return d;
+}
+
+/* The deadline (computing it on first use from the clock, or from now when now != 0; saturates
+ * instead of overflowing). */
+MMIPC_HIDDEN int64_t mmipc__deadline_at(struct mmipc__deadline *d, int64_t now);
+
+/* The errno of an expired wait: EAGAIN for a try-once call, else ETIMEDOUT. */
+static inline int mmipc__expired(const struct mmipc__deadline *d) { return d->timeout == 0 ? EAGAIN : ETIMEDOUT; }
+
+/* ---- futex ---- */
+
+/* FUTEX_WAIT (shared) on the 32-bit word while it holds val, until the monotonic time `until`
+ * (MMIPC__NEVER: no limit). Returns 0 (woken, the word differed, or spurious), ETIMEDOUT, EINTR,
+ * or another errno from the kernel. */
+MMIPC_HIDDEN int mmipc__futex_wait(const void *word, uint32_t val, int64_t until);
+
+/* FUTEX_WAKE (shared) of up to n waiters; returns how many were woken, or -1 with errno. */
+MMIPC_HIDDEN int mmipc__futex_wake(const void *word, int n);
+
+/* ---- spinning ---- */
+
+static inline void mmipc__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#else
+	atomic_signal_fence(memory_order_seq_cst);
+#endif
+}
+
+/* The CPU the caller runs on, or -1 (sched_getcpu: about 10 ns here, too much for a fast path). */
+MMIPC_HIDDEN int mmipc__current_cpu(void);
+
+/* Stores the caller's CPU into a side's cpu word when it changed. The ring calls it on its slow
+ * paths only: when a side is claimed and around waits (mmipc__await_change), which is when a peer
+ * about to wait needs it; an operation that never waits keeps running where it was noted. */
+MMIPC_HIDDEN void mmipc__note_cpu(_Atomic uint32_t *word);
+
+/* The adaptive spin of one handle and one direction: start 4 us, at most 50 us; a spin that worked
+ * sets the budget to max(budget, 2 x time spun, 4 us), a wait that slept halves it (below 200 ns it
+ * is 0), and a budget of 0 is probed with 1 us every 64th wait.
+ * A wait that follows a wake-up this thread gave a peer keeps a history of its own (after_wake_ns,
+ * starting at the maximum): the peer it woke must first be scheduled, which takes far longer than
+ * a running peer's reply (tens of microseconds when its CPU idled), so such a wait says nothing
+ * about the running case. Without this, two peers that once slept keep waking each other: each
+ * one's spin ends before the other is back on its CPU, and spinning never pays again. */
+struct mmipc__spin {
+	int64_t budget_ns;
+	int64_t after_wake_ns;
+	uint32_t waits;
+	/* Read the peer's cpu word before the next wait: set at first and after a wait that slept,
+	 * cleared by a spin that worked (reading the peer's side line on every wait would cost its
+	 * owner a cache miss per operation). */
+	int check_cpu;
+};
+
+#define MMIPC__SPIN_START_NS 4000
+#define MMIPC__SPIN_MAX_NS 50000
+#define MMIPC__SPIN_MIN_NS 200
+#define MMIPC__SPIN_PROBE_NS 1000
+#define MMIPC__SPIN_PROBE_EVERY 64
+#define MMIPC__CPU_UNKNOWN UINT32_MAX
+
+static inline void mmipc__spin_init(struct mmipc__spin *s)
+{
+	s->budget_ns = MMIPC__SPIN_START_NS;
+	s->after_wake_ns = MMIPC__SPIN_MAX_NS;
+	s->waits = 0;
+	s->check_cpu = 1;
+}
+
+/* FUTEX_WAKE of every waiter on the word by a ring operation that published; when it woke anyone,
+ * this thread's next wait uses the after-wake history. */
+MMIPC_HIDDEN void mmipc__wake_peers(const void *word);
+
+/* Waits until the 64-bit *word differs from seen: spins (unless the peer last ran on this CPU, as
+ * its side's *peer_cpu says, or the history says spinning does not pay; the waiter's own CPU goes
+ * into its side's *own_cpu on the way), then sleeps on the word's low half, counted in *sleepers
+ * for the whole sleep. The lost wake-up of PROTOCOL "Sleeping and waking" is closed by a
+ * membarrier after counting in; only when that fails is the first sleep bounded to 1 ms. Returns
+ * 0 when the word changed, or the deadline's expired errno (EAGAIN for try-once, ETIMEDOUT).
+ * EINTR is retried. */
+MMIPC_HIDDEN int mmipc__await_change(_Atomic uint64_t *word, uint64_t seen, _Atomic uint32_t *sleepers,
+				     _Atomic uint32_t *own_cpu, const _Atomic uint32_t *peer_cpu,
+				     struct mmipc__spin *spin, struct mmipc__deadline *d);
+
+/* ---- membarrier ---- */
+
+/* 1 when this process is registered for MEMBARRIER_CMD_GLOBAL_EXPEDITED (registering on first
+ * use, again after fork), 0 when it cannot be: its fast paths then use sequentially consistent
+ * stores. */
+MMIPC_HIDDEN int mmipc__membarrier_registered(void);
+
+/* MEMBARRIER_CMD_GLOBAL_EXPEDITED: 0, or -1 when the kernel refuses. */
+MMIPC_HIDDEN int mmipc__membarrier_global(void);
+
+/* ---- the lock, for the ring's shared sides ---- */
+
+/* Acquires l for the identity self, waiting until d. Returns 0, EOWNERDEAD (held: taken over from
+ * a dead owner), ENOTRECOVERABLE, EPROTO, EAGAIN or ETIMEDOUT. Sets no error message. */
+MMIPC_HIDDEN int mmipc__lock_acquire(mmipc_lock *l, uint64_t self, struct mmipc__deadline *d);
+
+/* Clears INCONSISTENT of a lock self holds: 0, EPERM or EINVAL. */
+MMIPC_HIDDEN int mmipc__lock_consistent(mmipc_lock *l, uint64_t self);
+
+/* Releases l held by self: 0 or EPERM. */
+MMIPC_HIDDEN int mmipc__lock_release(mmipc_lock *l, uint64_t self);
+
+#endif
