@@ -25,6 +25,12 @@ method or property of Region:
     mmipc_fd / mmipc_sync             Region.fd / Region.sync()       Fd, File / Sync
     mmipc_detach                      Region.close(), with-block      Close
     mmipc_version                     version()                       Version
+    mmipc_wait / mmipc_notify         wait(buf, off, v) / notify(...)  Wait / Notify
+    mmipc_lock_*                      Lock(buf, off): acquire, ...    LockAt(b): Acquire, ...
+    mmipc_ring_create / _open         create_ring / open_ring         CreateRing / OpenRing
+    mmipc_ring_send / _recv           Ring.send / recv, recv_into     Send / Recv
+    mmipc_ring_reserve / _commit      Ring.reserve / commit           Reserve / Commit
+    mmipc_ring_peek / _release        Ring.peek / release             Peek / Release
 
 Errors are OSError(errno, message), the message being mmipc_last_error()'s, so the usual
 subclasses appear: FileExistsError (EEXIST), FileNotFoundError (ENOENT), PermissionError
@@ -33,8 +39,12 @@ subclasses appear: FileExistsError (EEXIST), FileNotFoundError (ENOENT), Permiss
 Names live in $MMIPC_DIR (default /dev/shm), read by the library at each call, so setting
 os.environ["MMIPC_DIR"] in Python takes effect at once. A name containing '/' is a file path.
 
-Fork: after os.fork() the child may use Region.buf, .size, .fd, .sync() and .close(); calls that
-need the library's Go runtime (create, open, anon, ...) raise OSError(ENOTSUP) at once there.
+Timeouts of the sync layer are in seconds: None waits forever, 0 tries once (BlockingIOError),
+a positive number raises TimeoutError when it expires.
+
+Fork: after os.fork() the child may use Region.buf, .size, .fd, .sync() and .close(), and the
+whole sync layer (wait, notify, Lock, Ring methods); calls that need the library's Go runtime
+(create, open, anon, create_ring, open_ring, ...) raise OSError(ENOTSUP) at once there.
 
 SharedMemory is a drop-in for multiprocessing.shared_memory.SharedMemory; see its module for the
 differences.
@@ -44,6 +54,7 @@ else on the system library path.
 """
 from ._lib import lib as _clib
 from ._region import Region, anon, copy_file, create, from_fd, map_file, open, unlink
+from ._sync import Lock, OwnerDeadError, Ring, create_ring, notify, open_ring, wait
 from .shared_memory import SharedMemory
 
 __version__ = "0.2.0"
@@ -52,16 +63,23 @@ __version__ = "0.2.0"
 PROTOCOL_VERSION = 1
 
 __all__ = [
+    "Lock",
+    "OwnerDeadError",
     "Region",
+    "Ring",
     "SharedMemory",
     "anon",
     "copy_file",
     "create",
+    "create_ring",
     "from_fd",
     "map_file",
+    "notify",
     "open",
+    "open_ring",
     "unlink",
     "version",
+    "wait",
     "PROTOCOL_VERSION",
 ]
 

@@ -16,10 +16,12 @@ _CANDIDATES = [
     os.path.join(os.path.dirname(os.path.dirname(_HERE)), "build", "libmmipc.so"),  # the checkout's build/
 ]
 
-# The oldest library this package works with: it declares mmipc_fd and mmipc_attach_fd.
-_MIN_VERSION = (0, 1, 0)
+# The oldest library this package works with: it has the sync layer (wait/notify, lock, ring).
+_MIN_VERSION = (0, 2, 0)
 
 _region_p = ctypes.c_void_p  # mmipc_region *, opaque
+_ring_p = ctypes.c_void_p  # mmipc_ring *, opaque
+_i64 = ctypes.c_int64
 
 # name: (restype, argtypes), for every function of mmipc.h.
 _SIGNATURES = {
@@ -37,6 +39,24 @@ _SIGNATURES = {
     "mmipc_copy_file": (ctypes.c_int, [ctypes.c_char_p, ctypes.c_char_p]),
     "mmipc_last_error": (ctypes.c_char_p, []),
     "mmipc_version": (ctypes.c_char_p, []),
+    # The sync layer. Pointers into shared memory travel as c_void_p (plain addresses).
+    "mmipc_wait": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_uint32, _i64]),
+    "mmipc_notify": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_int]),
+    "mmipc_lock_init": (ctypes.c_int, [ctypes.c_void_p]),
+    "mmipc_lock_acquire": (ctypes.c_int, [ctypes.c_void_p, _i64]),
+    "mmipc_lock_consistent": (ctypes.c_int, [ctypes.c_void_p]),
+    "mmipc_lock_release": (ctypes.c_int, [ctypes.c_void_p]),
+    "mmipc_ring_create": (_ring_p, [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint]),
+    "mmipc_ring_open": (_ring_p, [ctypes.c_char_p]),
+    "mmipc_ring_send": (ctypes.c_int, [_ring_p, ctypes.c_void_p, ctypes.c_size_t, _i64]),
+    "mmipc_ring_recv": (ctypes.c_ssize_t, [_ring_p, ctypes.c_void_p, ctypes.c_size_t, _i64]),
+    "mmipc_ring_reserve": (ctypes.c_void_p, [_ring_p, ctypes.c_size_t, _i64]),
+    "mmipc_ring_commit": (ctypes.c_int, [_ring_p, ctypes.c_size_t]),
+    "mmipc_ring_peek": (ctypes.c_void_p, [_ring_p, ctypes.POINTER(ctypes.c_size_t), _i64]),
+    "mmipc_ring_release": (ctypes.c_int, [_ring_p]),
+    "mmipc_ring_capacity": (ctypes.c_size_t, [_ring_p]),
+    "mmipc_ring_max_message": (ctypes.c_size_t, [_ring_p]),
+    "mmipc_ring_close": (ctypes.c_int, [_ring_p]),
 }
 
 RDONLY = 1  # MMIPC_RDONLY

@@ -43,6 +43,19 @@ class ReadmeTest(unittest.TestCase):
         with open(os.path.join(d, name), "rb") as f:
             self.assertEqual(f.read(8), b"MMIPCREG")
 
+    def test_sync_snippet(self):
+        with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+            text = f.read()
+        start = text.index("## Beyond raw memory")
+        section = text[start:text.index("\n## ", start + 1)]
+        blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+        self.assertEqual(len(blocks), 1, "the README's sync section changed: update this test")
+        d = support.use_region_dir(self)
+        r = self.run_snippet(blocks[0])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, "b'job 3'\n")
+        self.assertEqual(os.listdir(d), [], "the snippet unlinks what it made")
+
     def test_import_from_checkout(self):
         # What the README promises after ./build.sh: PYTHONPATH=python, and no MMIPC_LIB needed.
         built = os.path.join(ROOT, "build", "libmmipc.so")
