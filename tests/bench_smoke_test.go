@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,7 +15,7 @@ import (
 )
 
 // The table groups of the benchmark (bench_spec): the smoke run must produce rows for each.
-var benchGroups = []string{"roundtrip", "blocking", "bandwidth", "lifecycle", "abi", "startup", "gopeer"}
+var benchGroups = []string{"roundtrip", "blocking", "bandwidth", "lifecycle", "abi", "startup", "gopeer", "ring"}
 
 // TestBenchSmoke runs the benchmark driver with -smoke (every engine, a few iterations, one run)
 // against the library under test. It checks the harness, never a timing: every group of the
@@ -159,8 +160,49 @@ func TestBenchSmoke(t *testing.T) {
 	}
 
 	// A benchmark that does not notice wrong data measures nothing: the engines the driver just
-	// built must fail when one byte of one message is flipped (bench/ENGINES.md, self-test flags).
+	// built must fail when one byte of one message is flipped (bench/ENGINES.md, self-test flags),
+	// and the ring engines also when a message goes missing.
 	bin := filepath.Join(out, "bin")
+	gopeer := filepath.Join(bin, "gopeer")
+	ringTput := []string{"ring", "tput", "--size", "64", "--batch", "100", "--batches", "2", "--warmup", "10"}
+	for _, c := range [][]string{
+		append(slices.Clone(ringTput), "--mech", "mmipc-ring", "--drop-at", "57"),
+		append(slices.Clone(ringTput), "--mech", "raw-spsc", "--drop-at", "57"),
+		append(slices.Clone(ringTput), "--mech", "mmipc-ring", "--peer", gopeer, "--peer-role", "recv", "--drop-at", "57"),
+	} {
+		dir := regionDir(t)
+		r := runProgram(t, time.Minute, dir, []string{"MMIPC_DIR=" + dir}, filepath.Join(bin, c[0]), c[1:]...)
+		if r.code != 1 || !strings.Contains(r.out, "lost, duplicated or reordered") || strings.Contains(r.out, "RESULT ") {
+			t.Errorf("%s with one message dropped: exit %d (want 1, \"lost, duplicated or reordered\" and no RESULT):\n%s", c, r.code, r.out)
+		}
+	}
+	py := []string{"PYTHONPATH=" + filepath.Join(root, "python"), "MMIPC_LIB=" + filepath.Join(libDir, "libmmipc.so")}
+	for _, c := range [][]string{
+		{"ring", "rt", "--size", "64", "--iters", "20", "--warmup", "1", "--corrupt-ping", "5"},
+		{"ring", "rt", "--size", "64", "--iters", "20", "--warmup", "1", "--corrupt-ping", "5", "--peer", gopeer},
+		{"ring", "rt", "--size", "64", "--iters", "20", "--warmup", "1", "--corrupt-pong", "5", "--peer", gopeer},
+		append(slices.Clone(ringTput), "--mech", "mmipc-ring", "--corrupt-at", "57"),
+		append(slices.Clone(ringTput), "--mech", "uds", "--corrupt-at", "57"),
+		append(slices.Clone(ringTput), "--mech", "mmipc-ring", "--peer", gopeer, "--peer-role", "send", "--corrupt-at", "57"),
+		append(slices.Clone(ringTput), "--mech", "mmipc-ring", "--peer", gopeer, "--peer-role", "recv", "--corrupt-at", "57"),
+		{"python3", filepath.Join(root, "bench", "py", "ring.py"), "--mech", "mmipc-ring", "--batch", "50", "--batches", "2",
+			"--warmup", "10", "--corrupt-at", "57"},
+		{"python3", filepath.Join(root, "bench", "py", "ring.py"), "--mech", "mp-queue", "--batch", "50", "--batches", "2",
+			"--warmup", "10", "--corrupt-at", "57"},
+	} {
+		dir := regionDir(t)
+		prog := c[0]
+		if prog != "python3" {
+			prog = filepath.Join(bin, prog)
+		}
+		r := runProgram(t, time.Minute, dir, append([]string{"MMIPC_DIR=" + dir}, py...), prog, c[1:]...)
+		if r.code != 1 || !strings.Contains(r.out, "wrong data") || strings.Contains(r.out, "RESULT ") {
+			t.Errorf("%s with one corrupted message: exit %d (want 1, \"wrong data\" and no RESULT):\n%s", c, r.code, r.out)
+		}
+		if left, _ := os.ReadDir(dir); len(left) > 0 {
+			t.Errorf("%s left %d files in its region directory after failing (want none): %s", c, len(left), left[0].Name())
+		}
+	}
 	for _, c := range [][]string{
 		{"pingpong", "--mech", "mmipc-spin", "--size", "64", "--iters", "20", "--warmup", "1", "--runs", "1", "--corrupt-ping", "5"},
 		{"pingpong", "--mech", "mmipc-spin", "--size", "64", "--iters", "20", "--warmup", "1", "--runs", "1", "--corrupt-ping", "5",

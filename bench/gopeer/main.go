@@ -4,6 +4,7 @@
 //
 //	gopeer respond --mech mmipc-spin --name NAME --size BYTES --count TOTAL [--spin-ns D | --spin N] [--corrupt-at K]
 //	gopeer consume --name NAME --size BYTES --count TOTAL [--spin-ns D | --spin N]
+//	gopeer ring-respond|ring-send|ring-recv ...   (the message ring: ring.go)
 //
 // Both open the named region NAME in $MMIPC_DIR (default /dev/shm) that the C initiator created,
 // and follow its layout and data pattern exactly (bench/c/bench.h, pingpong.c, bandwidth.c):
@@ -55,6 +56,9 @@ const (
 	dataOff  = 4096 // bandwidth: data offset
 )
 
+// moreCommands are the commands defined in other files (ring.go): name -> run(arguments).
+var moreCommands = map[string]func(args []string){}
+
 var (
 	spinLimit  = 100
 	spinWindow time.Duration // > 0: spin this long instead of spinLimit checks
@@ -66,6 +70,10 @@ func main() {
 		usage("missing command (respond or consume)")
 	}
 	cmd := os.Args[1]
+	if run, ok := moreCommands[cmd]; ok {
+		run(os.Args[2:])
+		return
+	}
 	fs := flag.NewFlagSet("gopeer "+cmd, flag.ContinueOnError)
 	mech := fs.String("mech", "mmipc-spin", "respond: the mechanism (only mmipc-spin)")
 	name := fs.String("name", "", "region name")

@@ -1,6 +1,7 @@
 // Command plot draws the round-trip latency chart of the mmipc benchmarks from the driver's
 // results.json: one panel per placement, bars of p50 latency per mechanism grouped by payload
-// size on a log scale, with a p99 whisker on each bar.
+// size on a log scale, with a p99 whisker on each bar; and, when the run measured the message
+// ring's one-way throughput, a second row of panels with the ns per message of each mechanism.
 //
 //	go run . -in ../../build/bench/results.json -out ../../build/bench/latency.png
 //
@@ -44,12 +45,16 @@ type results struct {
 		P99       float64 `json:"p99"`
 		Runs      int     `json:"runs"`
 		Status    string  `json:"status"`
-		RoundTrip *struct {
-			Mechanism string `json:"mechanism"`
-			Size      int    `json:"size"`
-			Placement string `json:"placement"`
-		} `json:"round_trip"`
+		RoundTrip *meta   `json:"round_trip"`
+		RingTput  *meta   `json:"ring_tput"`
 	} `json:"measurements"`
+}
+
+// meta is the driver's description of a round trip or a ring throughput.
+type meta struct {
+	Mechanism string `json:"mechanism"`
+	Size      int    `json:"size"`
+	Placement string `json:"placement"`
 }
 
 // series is one mechanism: its bars share a colour in every panel.
@@ -73,7 +78,32 @@ var allSeries = []series{
 	{"pipe", "pipe", rgb(0xf08c00)},
 	{"uds", "Unix socket", rgb(0xd6336c)},
 	{"mq", "POSIX mq", rgb(0x8c564b)},
+	{"mmipc-ring", "mmipc ring, blocking", rgb(0x0b2e59)},
+	{"mmipc-ring-gopeer", "mmipc ring, Go responder", rgb(0xb197fc)},
+	// The message ring's competitors (bench/peers).
+	{"iceoryx2", "iceoryx2", rgb(0x0ca678)},
+	{"iceoryx", "iceoryx", rgb(0x5c940d)},
+	{"boost-mq", "Boost message_queue", rgb(0x495057)},
+	{"zmq-ipc", "ZeroMQ ipc", rgb(0xfab005)},
 }
+
+// tputSeries are the bars of the throughput panels (ns per 64 B message, one way).
+var tputSeries = []series{
+	{"mmipc-ring", "mmipc ring, blocking", rgb(0x0b2e59)},
+	{"raw-spsc", "raw SPSC ring, spin", rgb(0x99e9f2)},
+	{"mmipc-ring-c2go", "mmipc ring, C->Go", rgb(0x7048e8)},
+	{"mmipc-ring-go2c", "mmipc ring, Go->C", rgb(0xd0bfff)},
+	{"uds", "Unix socket", rgb(0xd6336c)},
+	{"iceoryx2", "iceoryx2", rgb(0x0ca678)},
+	{"iceoryx", "iceoryx", rgb(0x5c940d)},
+	{"boost-mq", "Boost message_queue", rgb(0x495057)},
+	{"zmq-ipc", "ZeroMQ ipc", rgb(0xfab005)},
+}
+
+// otherColors colour the mechanisms the lists above do not know (the competitors' rings of
+// bench/peers), in the order they appear.
+var otherColors = []color.Color{rgb(0xe64980), rgb(0x1098ad), rgb(0xfd7e14), rgb(0x862e9c), rgb(0x74b816),
+	rgb(0x868e96)}
 
 var placements = []struct{ key, title string }{
 	{"unpinned", "unpinned (the scheduler places both)"},
@@ -91,12 +121,16 @@ type bar struct {
 type groupedBars struct {
 	groups [][]bar
 	yMax   float64 // whiskers above it are clipped and marked
+	slots  int     // bar slots per group: the most bars any group of the chart has
 }
 
 func (g *groupedBars) Plot(c draw.Canvas, p *plot.Plot) {
 	trX, trY := p.Transforms(&c)
 	catW := trX(1) - trX(0)
-	slot := catW * 0.86 / vg.Length(len(allSeries))
+	if len(g.groups) == 1 { // one group fills the panel: p.X spans -0.5 to 0.5
+		catW = trX(0.5) - trX(-0.5)
+	}
+	slot := catW * 0.86 / vg.Length(max(g.slots, 1))
 	bottom := trY(p.Y.Min)
 	whisker := draw.LineStyle{Color: color.Gray{40}, Width: vg.Points(1.2)}
 	for x, bars := range g.groups {
@@ -182,13 +216,121 @@ func main() {
 	in := flag.String("in", "results.json", "the benchmark driver's results.json")
 	out := flag.String("out", "latency.png", "the PNG to write")
 	width := flag.Int("width", 1600, "image width in pixels")
-	height := flag.Int("height", 900, "image height in pixels")
+	height := flag.Int("height", 0, "image height in pixels (default 900, 1420 with the ring throughput row)")
 	flag.Parse()
 	if err := run(*in, *out, *width, *height); err != nil {
 		fmt.Fprintln(os.Stderr, "plot:", err)
 		os.Exit(1)
 	}
 	fmt.Println("wrote", *out)
+}
+
+// chartRow is one row of panels (one per placement): round trips by payload, or ring
+// throughputs.
+type chartRow struct {
+	series  []series // the mechanisms with a bar somewhere in the row, in bar order
+	plots   []*plot.Plot
+	yLabel  string
+	missing []string
+}
+
+// buildRow makes the panels of the measurements pick describes (nil: not in this row). Known
+// mechanisms come first, in their list's order; others (the competitors' rings) follow in the
+// order they appear, coloured from otherColors through colorOf, shared by both rows.
+func buildRow(res *results, pick func(i int) *meta, known []series, colorOf func(string) color.Color,
+	xLabel, yLabel string, sizeTick func(int) string) (chartRow, bool) {
+	type key struct {
+		place, mech string
+		size        int
+	}
+	row := chartRow{yLabel: yLabel}
+	data := map[key]bar{}
+	var sizes []int
+	order := slices.Clone(known)
+	seriesOf := map[string]series{}
+	for _, s := range known {
+		seriesOf[s.mech] = s
+	}
+	for i, m := range res.Measurements {
+		md := pick(i)
+		if md == nil {
+			continue
+		}
+		s, ok := seriesOf[md.Mechanism]
+		if !ok {
+			s = series{md.Mechanism, md.Mechanism, colorOf(md.Mechanism)}
+			seriesOf[s.mech] = s
+			order = append(order, s)
+		}
+		if m.Status != "ok" || !(m.P50 > 0) {
+			row.missing = append(row.missing, m.ID)
+			continue
+		}
+		data[key{md.Placement, md.Mechanism, md.Size}] = bar{s, m.P50, m.P99}
+		if !slices.Contains(sizes, md.Size) {
+			sizes = append(sizes, md.Size)
+		}
+	}
+	if len(data) == 0 {
+		return row, false
+	}
+	slices.Sort(sizes)
+
+	// One y range for every panel of the row, so that bars compare across panels.
+	lo, hiP50, hiP99 := math.Inf(1), 0.0, 0.0
+	for _, b := range data {
+		lo, hiP50, hiP99 = math.Min(lo, b.p50), math.Max(hiP50, b.p50), math.Max(hiP99, b.p99)
+	}
+	yMin := step125(lo * 0.7)
+	// A p99 far above every p50 (a preempted run) would flatten the bars: clip whiskers at 30x.
+	yMax := math.Max(math.Min(hiP99, hiP50*30), hiP50) * 1.15
+
+	used := map[string]bool{}
+	var groups [][][]bar // [panel][size][bar]
+	slots := 0
+	for _, pl := range placements {
+		var gs [][]bar
+		for _, size := range sizes {
+			var bars []bar
+			for _, s := range order {
+				if b, ok := data[key{pl.key, s.mech, size}]; ok {
+					bars = append(bars, b)
+					used[s.mech] = true
+				}
+			}
+			slots = max(slots, len(bars))
+			gs = append(gs, bars)
+		}
+		groups = append(groups, gs)
+	}
+	for _, s := range order {
+		if used[s.mech] {
+			row.series = append(row.series, s)
+		}
+	}
+	for i := range placements {
+		p := plot.New()
+		p.Y.Scale = plot.LogScale{}
+		p.Y.Tick.Marker = plot.TickerFunc(logTicks)
+		p.Y.Min, p.Y.Max = yMin, yMax
+		p.X.Min, p.X.Max = -0.5, float64(len(sizes))-0.5
+		p.X.Padding, p.Y.Padding = 0, 0
+		p.X.Label.Text = xLabel
+		p.X.Label.TextStyle.Font.Size = vg.Points(12)
+		p.X.Tick.Label.Font.Size = vg.Points(12)
+		p.Y.Tick.Label.Font.Size = vg.Points(11)
+		var ticks []plot.Tick
+		for x, size := range sizes {
+			ticks = append(ticks, plot.Tick{Value: float64(x), Label: sizeTick(size)})
+		}
+		p.X.Tick.Marker = plot.ConstantTicks(ticks)
+		grid := plotter.NewGrid()
+		grid.Vertical.Color = nil
+		grid.Horizontal.Color = color.Gray{215}
+		p.Add(grid, &groupedBars{groups: groups[i], yMax: yMax, slots: slots})
+		row.plots = append(row.plots, p)
+	}
+	return row, true
 }
 
 func run(in, out string, width, height int) error {
@@ -200,86 +342,36 @@ func run(in, out string, width, height int) error {
 	if err := json.Unmarshal(b, &res); err != nil {
 		return fmt.Errorf("%s: %v", in, err)
 	}
-
-	// data[placement][size][mechanism]
-	type key struct {
-		place, mech string
-		size        int
+	others := map[string]color.Color{}
+	colorOf := func(mech string) color.Color {
+		if c, ok := others[mech]; ok {
+			return c
+		}
+		c := otherColors[len(others)%len(otherColors)]
+		others[mech] = c
+		return c
 	}
-	data := map[key]bar{}
-	var sizes []int
-	var missing []string
-	seriesOf := map[string]series{}
-	for _, s := range allSeries {
-		seriesOf[s.mech] = s
-	}
-	for _, m := range res.Measurements {
-		rt := m.RoundTrip
-		if rt == nil {
-			continue
-		}
-		s, ok := seriesOf[rt.Mechanism]
-		if !ok {
-			continue
-		}
-		if m.Status != "ok" || !(m.P50 > 0) {
-			missing = append(missing, m.ID)
-			continue
-		}
-		data[key{rt.Placement, rt.Mechanism, rt.Size}] = bar{s, m.P50, m.P99}
-		if !slices.Contains(sizes, rt.Size) {
-			sizes = append(sizes, rt.Size)
-		}
-	}
-	if len(data) == 0 {
+	rtRow, ok := buildRow(&res, func(i int) *meta { return res.Measurements[i].RoundTrip }, allSeries, colorOf,
+		"payload each way", "round-trip latency, p50 (log scale)", sizeLabel)
+	if !ok {
 		return fmt.Errorf("%s has no round-trip measurement", in)
 	}
-	slices.Sort(sizes)
-
-	// One y range for every panel, so that bars compare across panels.
-	lo, hiP50, hiP99 := math.Inf(1), 0.0, 0.0
-	for _, b := range data {
-		lo, hiP50, hiP99 = math.Min(lo, b.p50), math.Max(hiP50, b.p50), math.Max(hiP99, b.p99)
+	rows := []chartRow{rtRow}
+	tputRow, ok := buildRow(&res, func(i int) *meta { return res.Measurements[i].RingTput }, tputSeries, colorOf,
+		"message ring, one way, one sender and one receiver process", "ns per message, p50 (log scale)",
+		func(n int) string { return sizeLabel(n) + " messages" })
+	if ok {
+		rows = append(rows, tputRow)
 	}
-	yMin := step125(lo * 0.7)
-	// A p99 far above every p50 (a preempted run) would flatten the bars: clip whiskers at 30x.
-	yMax := math.Min(hiP99, hiP50*30) * 1.15
-
+	if height <= 0 {
+		height = 900 + 520*(len(rows)-1)
+	}
 	var plots [][]*plot.Plot
-	row := []*plot.Plot{}
-	used := map[string]bool{}
-	for _, pl := range placements {
-		p := plot.New()
-		p.Y.Scale = plot.LogScale{}
-		p.Y.Tick.Marker = plot.TickerFunc(logTicks)
-		p.Y.Min, p.Y.Max = yMin, yMax
-		p.X.Min, p.X.Max = -0.5, float64(len(sizes))-0.5
-		p.X.Padding, p.Y.Padding = 0, 0
-		p.X.Label.Text = "payload each way"
-		p.X.Label.TextStyle.Font.Size = vg.Points(12)
-		p.X.Tick.Label.Font.Size = vg.Points(12)
-		p.Y.Tick.Label.Font.Size = vg.Points(11)
-		var ticks []plot.Tick
-		g := &groupedBars{yMax: yMax}
-		for x, size := range sizes {
-			ticks = append(ticks, plot.Tick{Value: float64(x), Label: sizeLabel(size)})
-			var bars []bar
-			for _, s := range allSeries {
-				if b, ok := data[key{pl.key, s.mech, size}]; ok {
-					bars = append(bars, b)
-					used[s.mech] = true
-				}
-			}
-			g.groups = append(g.groups, bars)
-		}
-		p.X.Tick.Marker = plot.ConstantTicks(ticks)
-		grid := plotter.NewGrid()
-		grid.Vertical.Color = nil
-		grid.Horizontal.Color = color.Gray{215}
-		p.Add(grid, g)
-		row = append(row, p)
+	var missing []string
+	for _, r := range rows {
+		plots = append(plots, r.plots)
+		missing = append(missing, r.missing...)
 	}
-	plots = append(plots, row)
 
 	const dpi = 96
 	w, h := vg.Length(width)*vg.Inch/dpi, vg.Length(height)*vg.Inch/dpi
@@ -300,6 +392,9 @@ func run(in, out string, width, height int) error {
 		date = t.Format("2006-01-02 15:04 MST")
 	}
 	head := "mmipc round-trip latency by mechanism and payload"
+	if len(rows) > 1 {
+		head += "; message ring throughput"
+	}
 	if res.Config.Smoke {
 		head += " (smoke run: a few iterations, not a measurement)"
 	}
@@ -314,17 +409,26 @@ func run(in, out string, width, height int) error {
 	dc.FillText(sub, vg.Point{X: margin, Y: y}, line)
 	y -= sub.Height(line) + vg.Points(10)
 
-	// The legend: one row of colour swatches, in the order of the bars.
+	// The legend: colour swatches in the order of the bars, each mechanism once (a label the
+	// rows share, such as a Unix socket's, has one colour), wrapped to the image's width.
 	leg := text(vg.Points(12), color.Black)
 	x := margin
 	sw := vg.Points(12)
-	for _, s := range allSeries {
-		if !used[s.mech] {
-			continue
+	shown := map[string]bool{}
+	for _, r := range rows {
+		for _, s := range r.series {
+			if shown[s.label] {
+				continue
+			}
+			shown[s.label] = true
+			wd := sw + vg.Points(5) + leg.Width(s.label) + vg.Points(18)
+			if x > margin && x+wd > w-margin {
+				x, y = margin, y-sw-vg.Points(8)
+			}
+			dc.FillPolygon(s.color, []vg.Point{{X: x, Y: y}, {X: x + sw, Y: y}, {X: x + sw, Y: y - sw}, {X: x, Y: y - sw}})
+			dc.FillText(leg, vg.Point{X: x + sw + vg.Points(5), Y: y + vg.Points(1)}, s.label)
+			x += wd
 		}
-		dc.FillPolygon(s.color, []vg.Point{{X: x, Y: y}, {X: x + sw, Y: y}, {X: x + sw, Y: y - sw}, {X: x, Y: y - sw}})
-		dc.FillText(leg, vg.Point{X: x + sw + vg.Points(5), Y: y + vg.Points(1)}, s.label)
-		x += sw + vg.Points(5) + leg.Width(s.label) + vg.Points(18)
 	}
 	y -= sw + vg.Points(18)
 
@@ -345,7 +449,7 @@ func run(in, out string, width, height int) error {
 	yLabel.Rotation, yLabel.XAlign, yLabel.YAlign = math.Pi/2, draw.XCenter, draw.YTop
 	yLabelW := yLabel.Height("Ag") + vg.Points(6)
 	area := draw.Crop(dc, margin+yLabelW, -margin, margin+bottom, y-h-titleH)
-	tiles := draw.Tiles{Rows: 1, Cols: len(placements), PadX: vg.Points(22)}
+	tiles := draw.Tiles{Rows: len(rows), Cols: len(placements), PadX: vg.Points(22), PadY: titleH + vg.Points(16)}
 	canvases := plot.Align(plots, tiles, area)
 	for j := range plots {
 		for i, p := range plots[j] {
@@ -354,7 +458,7 @@ func run(in, out string, width, height int) error {
 			mid := (data.Min.X + data.Max.X) / 2
 			dc.FillText(panelTitle, vg.Point{X: mid, Y: data.Max.Y + vg.Points(8)}, placements[i].title)
 			if i == 0 {
-				dc.FillText(yLabel, vg.Point{X: margin, Y: (data.Min.Y + data.Max.Y) / 2}, "round-trip latency, p50 (log scale)")
+				dc.FillText(yLabel, vg.Point{X: margin, Y: (data.Min.Y + data.Max.Y) / 2}, rows[j].yLabel)
 			}
 		}
 	}

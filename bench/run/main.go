@@ -3,7 +3,7 @@
 // pairs each mmipc measurement with its baselines, prints the table and writes results.csv and
 // results.json. Standard library only, so that the smoke test needs nothing beyond the main module.
 //
-//	go run ./bench/run [-out build/bench] [-lib build] [-smoke] [-only REGEX] [-runs N] [-v]
+//	go run ./bench/run [-out build/bench] [-lib build] [-smoke] [-only REGEX] [-runs N] [-peers=false] [-v]
 package main
 
 import (
@@ -37,7 +37,12 @@ func mainErr() int {
 	runs := flag.Int("runs", 0, "runs of each measurement (default 5, 1 with -smoke)")
 	timeout := flag.Duration("timeout", 0, "deadline of each engine process (default 90s, 60s with -smoke)")
 	verbose := flag.Bool("v", false, "print each engine's command line and log output")
+	peers := flag.Bool("peers", true, "also install, build and run the message ring's competitors (bench/peers); "+
+		"off with -smoke unless given")
 	flag.Parse()
+	peersGiven := false
+	flag.Visit(func(f *flag.Flag) { peersGiven = peersGiven || f.Name == "peers" })
+	runPeers := *peers && (!*smoke || peersGiven)
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "bench: unexpected arguments %q\n", flag.Args())
 		return 2
@@ -99,6 +104,10 @@ func mainErr() int {
 	if buildErr != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", buildErr)
 	}
+	if runPeers {
+		// Never fails the run: a competitor that cannot be installed or built is skipped.
+		setupPeers(ctx, root, outDir, binDir, cc, *smoke, os.Stderr)
+	}
 
 	// The engines' regions live in a private directory, so that nothing is left in /dev/shm and
 	// nothing there collides with them.
@@ -115,7 +124,7 @@ func mainErr() int {
 
 	e := env{root: root, lib: libDir, bin: binDir, regionDir: regionDir, c: c, cpus: allowedCPUs()}
 	defs := rowDefs()
-	all := jobs(e)
+	all := append(jobs(e), peerJobs(e)...)
 	if sel != nil {
 		defs, all = selectRows(sel, defs, all)
 		if len(all) == 0 {
@@ -125,7 +134,7 @@ func mainErr() int {
 	}
 
 	var raw []result
-	ms := map[string]measurement{}
+	ms := peerSkippedMeasurements() // skipped competitors: their rows say why
 	var failures []string
 	vw := io.Writer(nil)
 	if *verbose {
@@ -194,7 +203,7 @@ func mainErr() int {
 		if st.err != nil {
 			failures = append(failures, fmt.Sprintf("%s: %v", j.name, st.err))
 			for _, id := range j.ids {
-				ms[id] = measurement{ID: id, Status: "failed", Error: st.err.Error(), RoundTrip: j.rt}
+				ms[id] = withMeta(measurement{ID: id, Status: "failed", Error: st.err.Error(), RoundTrip: j.rt})
 			}
 			continue
 		}
@@ -205,7 +214,7 @@ func mainErr() int {
 		for _, id := range j.ids {
 			m := aggregate(byID[id])
 			m.RoundTrip = j.rt
-			ms[id] = m
+			ms[id] = withMeta(m)
 		}
 	}
 	mach.LoadEnd = loadavg()
@@ -222,10 +231,11 @@ func mainErr() int {
 	fmt.Printf("load average %s at the start, %s at the end; p50/p99 = median over runs of each run's percentile; ratio = mmipc p50 / baseline p50\n\n",
 		mach.LoadStart, mach.LoadEnd)
 	printTable(os.Stdout, rows)
+	printPeerNotes(os.Stdout)
 
 	wall := time.Since(start)
 	cfg := map[string]any{
-		"smoke": *smoke, "only": *only, "counts": c, "lib": libDir, "cc": cc, "cflags": strings.Join(cflags, " "),
+		"smoke": *smoke, "only": *only, "peers": runPeers, "counts": c, "lib": libDir, "cc": cc, "cflags": strings.Join(cflags, " "),
 		"placements": map[string]string{"unpinned": "no affinity, each run a separate process",
 			"2cores": fmt.Sprintf("initiator on CPU %d, responder on CPU %d", e.cpus[0], e.cpus[len(e.cpus)-1]),
 			"1core":  fmt.Sprintf("both on CPU %d", e.cpus[0])},

@@ -26,13 +26,20 @@ type counts struct {
 	PyLifeIters   int `json:"py_life_iters"`  // Python create/close/unlink cycles per run
 	PyABICalls    int `json:"py_abi_calls"`   // ctypes calls per sample
 	SpawnIters    int `json:"spawn_iters"`    // fork+exec+wait of each start-up program per run
-	TimeoutSecond int `json:"timeout_s"`      // per engine process
+	RingBatch     int `json:"ring_batch"`     // messages per ring throughput sample
+	RingBatches   int `json:"ring_batches"`   // samples per run of a shared-memory ring throughput
+	RingUDSBatch  int `json:"ring_uds_batches"`
+	RingWarmup    int `json:"ring_warmup"`     // messages before the first throughput sample
+	PyRingBatch   int `json:"py_ring_batch"`   // messages per Python ring sample (and warm-up)
+	PyRingBatches int `json:"py_ring_batches"` // Python ring samples per run
+	TimeoutSecond int `json:"timeout_s"`       // per engine process
 }
 
 var defaultCounts = counts{
 	Runs: 5, RTIters: 10000, RTWarmup: 1000, RTSlowIters: 5000,
 	BWItersSmall: 300, BWItersLarge: 8, LifeIters: 4000,
 	ABICalls: 1000000, ABISamples: 5, PyLifeIters: 2000, PyABICalls: 100000, SpawnIters: 30,
+	RingBatch: 10000, RingBatches: 50, RingUDSBatch: 5, RingWarmup: 20000, PyRingBatch: 1000, PyRingBatches: 20,
 	TimeoutSecond: 90,
 }
 
@@ -40,6 +47,7 @@ var smokeCounts = counts{
 	Runs: 1, RTIters: 50, RTWarmup: 10, RTSlowIters: 50,
 	BWItersSmall: 3, BWItersLarge: 2, LifeIters: 20,
 	ABICalls: 1000, ABISamples: 2, PyLifeIters: 20, PyABICalls: 1000, SpawnIters: 3,
+	RingBatch: 200, RingBatches: 2, RingUDSBatch: 2, RingWarmup: 100, PyRingBatch: 100, PyRingBatches: 2,
 	TimeoutSecond: 60,
 }
 
@@ -52,7 +60,7 @@ var (
 )
 
 // Group names, in table order; the smoke test expects a row of each.
-var groups = []string{"roundtrip", "blocking", "bandwidth", "lifecycle", "abi", "startup", "gopeer"}
+var groups = []string{"roundtrip", "blocking", "bandwidth", "lifecycle", "abi", "startup", "gopeer", "ring"}
 
 var groupTitles = map[string]string{
 	"roundtrip": "Round trip, spinning waits (ns per round trip, payload each way)",
@@ -62,6 +70,7 @@ var groupTitles = map[string]string{
 	"abi":       "Call cost through the ABI (ns per call)",
 	"startup":   "Process start-up (fork+exec+exit+wait)",
 	"gopeer":    "C initiator with a Go peer (CGO_ENABLED=0) vs a C peer",
+	"ring":      "Message ring, blocking calls (round trips through two rings; one-way ns per message); target: the goal for the ratio",
 }
 
 // rowDef pairs an mmipc measurement with one baseline.
@@ -71,7 +80,25 @@ type rowDef struct {
 	MmipcID     string
 	Baseline    string
 	BaselineID  string
-	Throughput  bool // also shown as GB/s
+	Throughput  bool    // also shown as GB/s
+	Rate        bool    // ns per message, also shown as messages per second
+	Target      *target // the goal for the ratio, if the row has one
+}
+
+// target is a goal for a row's ratio (mmipc p50 / baseline p50, time per operation): met when the
+// ratio is at most Max.
+type target struct {
+	Max  float64
+	Text string // as the table states it
+}
+
+// atMost is a target "ratio ≤ max"; note says what it means in other terms, if anything.
+func atMost(max float64, note string) *target {
+	t := &target{Max: max, Text: fmt.Sprintf("≤%.3gx", max)}
+	if note != "" {
+		t.Text += " (" + note + ")"
+	}
+	return t
 }
 
 // The measurement ids the engines print (bench/ENGINES.md).
@@ -102,8 +129,12 @@ func sizeLabel(n int) string {
 // rowDefs is the table, in order.
 func rowDefs() []rowDef {
 	var rows []rowDef
-	add := func(g, m, id, b, bid string) { rows = append(rows, rowDef{g, m, id, b, bid, false}) }
-	addBW := func(g, m, id, b, bid string) { rows = append(rows, rowDef{g, m, id, b, bid, true}) }
+	add := func(g, m, id, b, bid string) {
+		rows = append(rows, rowDef{Group: g, Measurement: m, MmipcID: id, Baseline: b, BaselineID: bid})
+	}
+	addBW := func(g, m, id, b, bid string) {
+		rows = append(rows, rowDef{Group: g, Measurement: m, MmipcID: id, Baseline: b, BaselineID: bid, Throughput: true})
+	}
 	for _, p := range placements {
 		for _, s := range rtSizes {
 			m := fmt.Sprintf("round trip %s %s", sizeLabel(s), p)
@@ -140,7 +171,7 @@ func rowDefs() []rowDef {
 		add("gopeer", "round trip 64 B C<->Go "+p, rtGoID(64, p), "C<->C mmipc-spin", rtID("mmipc-spin", 64, p))
 	}
 	addBW("gopeer", "bandwidth 64 MiB C->Go", bwGoID(64<<20), "C->C mmipc", bwID("mmipc", 64<<20))
-	return rows
+	return append(rows, ringRowDefs()...)
 }
 
 // env is what the jobs need to know about this run.
@@ -180,8 +211,10 @@ func jobs(e env) []job {
 	// over runs discards it. Unpinned, the scheduler also picks the placement once per process
 	// (same core or not, a factor of 50 apart), so the median is the common placement.
 	runs := "1"
-	add := func(name string, ids []string, argv ...string) {
+	// add appends a job; the pointer is valid until the next add.
+	add := func(name string, ids []string, argv ...string) *job {
 		js = append(js, job{name: name, argv: argv, env: base, ids: ids, runs: 1, procs: e.c.Runs, timeout: timeout})
+		return &js[len(js)-1]
 	}
 	bin := func(name string) string { return filepath.Join(e.bin, name) }
 	a, b := e.cpus[0], e.cpus[len(e.cpus)-1]
@@ -219,6 +252,7 @@ func jobs(e env) []job {
 			}
 		}
 	}
+	ringJobs(e, add, cpus, a == b)
 	for _, s := range bwSizes {
 		iters := e.c.BWItersSmall
 		if s > 1<<20 {
@@ -256,5 +290,129 @@ func jobs(e env) []job {
 		ids: []string{pyABIID("mmipc_size"), pyABIID("plain_size"), pyABIID("control"), pyABIID("plain_control")},
 		argv: []string{"python3", filepath.Join(e.root, "bench", "py", "abicost.py"), "--calls", itoa(e.c.PyABICalls),
 			"--samples", itoa(e.c.ABISamples), "--runs", runs}})
+	js = append(js, job{name: "py-ring", env: py, runs: 1, procs: e.c.Runs, timeout: timeout,
+		ids: []string{ringPyID("mmipc-ring"), ringPyID("mp-queue"), ringPyID("mp-pipe")},
+		argv: []string{"python3", filepath.Join(e.root, "bench", "py", "ring.py"), "--batch", itoa(e.c.PyRingBatch),
+			"--batches", itoa(e.c.PyRingBatches), "--warmup", itoa(e.c.PyRingBatch), "--runs", runs}})
 	return js
+}
+
+// ---- the message ring (bench/c/ring.c, bench/gopeer/ring.go, bench/py/ring.py) --------------
+
+func ringRTID(mech string, size int, place string) string {
+	return fmt.Sprintf("ring-rt/%s/%d/%s", mech, size, place)
+}
+func ringTputID(mech string, size int, place string) string {
+	return fmt.Sprintf("ring-tput/%s/%d/%s", mech, size, place)
+}
+func ringPyID(mech string) string { return "ring-py/" + mech + "/64" }
+
+// ringRowDefs are the ring group's rows. The targets are the issue's goals: a round trip on two
+// cores within 1.5x of raw spinning and 10x faster than a Unix socket; a blocking round trip
+// within 1.3x of a pure futex hand-off on one and on two cores and never slower than a pipe;
+// one-way throughput at least 0.7x a raw SPSC ring's; Go peers at least half as fast as C; Python
+// at least 5x multiprocessing.Queue. The round-trip baselines are pingpong's rows of the same
+// payload and placement (raw-futex always sleeps: it runs with --spin 0).
+func ringRowDefs() []rowDef {
+	var rows []rowDef
+	add := func(m, id, b, bid string, rate bool, t *target) {
+		rows = append(rows, rowDef{Group: "ring", Measurement: m, MmipcID: id, Baseline: b, BaselineID: bid, Rate: rate, Target: t})
+	}
+	for _, p := range placements {
+		for _, s := range rtSizes {
+			m := fmt.Sprintf("ring round trip %s %s", sizeLabel(s), p)
+			id := ringRTID("mmipc-ring", s, p)
+			var tSpin, tFutex, tUDS *target
+			if p == "2cores" {
+				tSpin, tUDS = atMost(1.5, ""), atMost(0.1, "10x faster")
+			}
+			if p != "unpinned" {
+				tFutex = atMost(1.3, "")
+			}
+			add(m, id, "raw-spin (pingpong)", rtID("raw-spin", s, p), false, tSpin)
+			add(m, id, "raw-futex (pingpong, sleeps)", rtID("raw-futex", s, p), false, tFutex)
+			add(m, id, "pipe", rtID("pipe", s, p), false, atMost(1, "never slower"))
+			add(m, id, "uds", rtID("uds", s, p), false, tUDS)
+			if s == 64 {
+				for _, pr := range peerRows("rt", p) { // the competitors (bench/run/peers.go)
+					add(m, id, pr.Label, pr.ID, false, nil)
+				}
+			}
+		}
+		add("ring round trip 64 B Go responder "+p, ringRTID("mmipc-ring-gopeer", 64, p), "C responder",
+			ringRTID("mmipc-ring", 64, p), false, atMost(2, "≥0.5x C's speed"))
+		m := "ring throughput 64 B " + p
+		id := ringTputID("mmipc-ring", 64, p)
+		add(m, id, "raw-spsc (spin, no blocking)", ringTputID("raw-spsc", 64, p), true, atMost(1/0.7, "≥0.7x msg/s"))
+		add(m, id, "uds", ringTputID("uds", 64, p), true, nil)
+		for _, pr := range peerRows("tput", p) {
+			add(m, id, pr.Label, pr.ID, true, nil)
+		}
+		add("ring throughput 64 B C->Go "+p, ringTputID("mmipc-ring-c2go", 64, p), "C->C", id, true, atMost(2, "≥0.5x msg/s"))
+		add("ring throughput 64 B Go->C "+p, ringTputID("mmipc-ring-go2c", 64, p), "C->C", id, true, atMost(2, "≥0.5x msg/s"))
+	}
+	m := "Python ring 64 B, 2 processes"
+	add(m, ringPyID("mmipc-ring"), "multiprocessing.Queue", ringPyID("mp-queue"), true, atMost(0.2, "≥5x msg/s"))
+	add(m, ringPyID("mmipc-ring"), "multiprocessing.Pipe bytes", ringPyID("mp-pipe"), true, nil)
+	return rows
+}
+
+// ringJobs are the ring engines' processes: round trips through two rings at every payload and
+// placement (and with a Go responder at 64 B); throughput C->C, raw SPSC, uds, C->Go and Go->C.
+// (The Python comparison is with the other Python jobs.)
+func ringJobs(e env, add func(name string, ids []string, argv ...string) *job, cpus map[string][]string, skip2 bool) {
+	bin := func(name string) string { return filepath.Join(e.bin, name) }
+	for _, p := range placements {
+		if p == "2cores" && skip2 {
+			continue
+		}
+		iters := e.c.RTIters
+		if p == "1core" {
+			iters = e.c.RTSlowIters
+		}
+		for _, s := range rtSizes {
+			id := ringRTID("mmipc-ring", s, p)
+			add(id, []string{id}, append([]string{bin("ring"), "rt", "--size", itoa(s), "--iters", itoa(iters),
+				"--warmup", itoa(e.c.RTWarmup), "--runs", "1", "--id", id}, cpus[p]...)...)
+		}
+		id := ringRTID("mmipc-ring-gopeer", 64, p)
+		add(id, []string{id}, append([]string{bin("ring"), "rt", "--size", "64", "--iters", itoa(iters),
+			"--warmup", itoa(e.c.RTWarmup), "--runs", "1", "--peer", bin("gopeer"), "--id", id}, cpus[p]...)...)
+		for _, m := range []string{"mmipc-ring", "raw-spsc", "uds", "mmipc-ring-c2go", "mmipc-ring-go2c"} {
+			id := ringTputID(m, 64, p)
+			batches := e.c.RingBatches
+			if m == "uds" {
+				batches = e.c.RingUDSBatch
+			}
+			argv := []string{bin("ring"), "tput", "--mech", strings.TrimSuffix(strings.TrimSuffix(m, "-c2go"), "-go2c"),
+				"--size", "64", "--batch", itoa(e.c.RingBatch), "--batches", itoa(batches),
+				"--warmup", itoa(e.c.RingWarmup), "--runs", "1", "--id", id}
+			switch m {
+			case "mmipc-ring-c2go":
+				argv = append(argv, "--peer", bin("gopeer"), "--peer-role", "recv")
+			case "mmipc-ring-go2c":
+				argv = append(argv, "--peer", bin("gopeer"), "--peer-role", "send")
+			}
+			add(id, []string{id}, append(argv, cpus[p]...)...)
+		}
+	}
+}
+
+// ringMeta describes a ring measurement for the chart from its id alone (the competitors' ids
+// follow the same scheme): "ring-rt/<mechanism>/<size>/<placement>" is a round trip,
+// "ring-tput/<mechanism>/<size>/<placement>" a throughput; anything else is neither.
+func ringMeta(id string) (rt, tput *rtMeta) {
+	f := strings.Split(id, "/")
+	if len(f) != 4 || (f[0] != "ring-rt" && f[0] != "ring-tput") || !slices.Contains(placements, f[3]) {
+		return nil, nil
+	}
+	size, err := strconv.Atoi(f[2])
+	if err != nil || size <= 0 {
+		return nil, nil
+	}
+	m := &rtMeta{Mechanism: f[1], Size: size, Placement: f[3]}
+	if f[0] == "ring-rt" {
+		return m, nil
+	}
+	return nil, m
 }

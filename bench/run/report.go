@@ -32,10 +32,22 @@ type measurement struct {
 	Mean      float64 `json:"mean"`   // median of the runs' means
 	Min       float64 `json:"min"`    // over all runs
 	Max       float64 `json:"max"`    // over all runs
-	Status    string  `json:"status"` // "ok" or "failed"
+	Status    string  `json:"status"` // "ok", "failed" or "skipped" (a competitor not installed)
 	Error     string  `json:"error,omitempty"`
 	// Round trips only: the configuration as the driver ran it (for bench/plot).
 	RoundTrip *rtMeta `json:"round_trip,omitempty"`
+	// Ring throughputs only (ns per message), the same for the chart's throughput panels.
+	RingTput *rtMeta `json:"ring_tput,omitempty"`
+}
+
+// withMeta adds the chart's description of a ring measurement, read from its id.
+func withMeta(m measurement) measurement {
+	rt, tput := ringMeta(m.ID)
+	if m.RoundTrip == nil {
+		m.RoundTrip = rt
+	}
+	m.RingTput = tput
+	return m
 }
 
 func median(xs []float64) float64 {
@@ -83,9 +95,17 @@ type row struct {
 	Bytes        int64   `json:"bytes"`
 	MmipcGBps    float64 `json:"mmipc_gbps,omitempty"`
 	BaselineGBps float64 `json:"baseline_gbps,omitempty"`
-	Runs         int     `json:"runs"`
-	Status       string  `json:"status"`
-	Error        string  `json:"error,omitempty"`
+	// Message rates (per second) of the rows timed in ns per message.
+	MmipcRate    float64 `json:"mmipc_msgs_per_s,omitempty"`
+	BaselineRate float64 `json:"baseline_msgs_per_s,omitempty"`
+	// The goal for the ratio, if the row has one ("≤1.5x"), and whether this run met it
+	// (absent when the row failed).
+	Target    string  `json:"target,omitempty"`
+	TargetMax float64 `json:"target_max_ratio,omitempty"`
+	TargetMet *bool   `json:"target_met,omitempty"`
+	Runs      int     `json:"runs"`
+	Status    string  `json:"status"`
+	Error     string  `json:"error,omitempty"`
 }
 
 func makeRows(defs []rowDef, ms map[string]measurement) []row {
@@ -98,7 +118,11 @@ func makeRows(defs []rowDef, ms map[string]measurement) []row {
 		}
 		r := row{Group: d.Group, Measurement: d.Measurement, MmipcID: d.MmipcID, Baseline: d.Baseline,
 			BaselineID: d.BaselineID, Status: "ok"}
+		if d.Target != nil {
+			r.Target, r.TargetMax = d.Target.Text, d.Target.Max
+		}
 		var errs []string
+		skipped := 0 // errors that are a competitor skipped on purpose (bench/run/peers.go)
 		for _, x := range []struct {
 			id string
 			m  measurement
@@ -109,6 +133,9 @@ func makeRows(defs []rowDef, ms map[string]measurement) []row {
 				errs = append(errs, x.id+": not run")
 			case x.m.Status != "ok":
 				errs = append(errs, x.id+": "+x.m.Error)
+				if x.m.Status == "skipped" {
+					skipped++
+				}
 			}
 		}
 		if aok && a.Status == "ok" {
@@ -116,11 +143,17 @@ func makeRows(defs []rowDef, ms map[string]measurement) []row {
 			if d.Throughput && a.Unit == "ns" {
 				r.MmipcGBps = float64(a.Bytes) / a.P50 // bytes per ns = GB/s
 			}
+			if d.Rate && a.Unit == "ns" {
+				r.MmipcRate = 1e9 / a.P50
+			}
 		}
 		if bok && b.Status == "ok" {
 			r.BaselineP50, r.BaselineP99 = b.P50, b.P99
 			if d.Throughput && b.Unit == "ns" {
 				r.BaselineGBps = float64(b.Bytes) / b.P50
+			}
+			if d.Rate && b.Unit == "ns" {
+				r.BaselineRate = 1e9 / b.P50
 			}
 			if r.Unit == "" {
 				r.Unit = b.Unit
@@ -131,11 +164,18 @@ func makeRows(defs []rowDef, ms map[string]measurement) []row {
 		}
 		if errs != nil {
 			r.Status, r.Error = "failed", strings.Join(errs, "; ")
+			if skipped == len(errs) {
+				r.Status = "skipped"
+			}
 		} else {
 			if a.Unit != b.Unit {
 				r.Status, r.Error = "failed", fmt.Sprintf("units differ: %s vs %s", a.Unit, b.Unit)
 			} else {
 				r.Ratio = a.P50 / b.P50
+				if d.Target != nil {
+					met := r.Ratio <= d.Target.Max
+					r.TargetMet = &met
+				}
 			}
 		}
 		rows = append(rows, r)
@@ -175,16 +215,40 @@ func sig3(v float64) string {
 
 func gbps(v float64) string { return sig3(v) + " GB/s" }
 
+// rate formats messages per second: 47.6 M/s, 312 k/s.
+func rate(v float64) string {
+	switch {
+	case v >= 1e6:
+		return sig3(v/1e6) + " M msg/s"
+	case v >= 1e3:
+		return sig3(v/1e3) + " k msg/s"
+	}
+	return sig3(v) + " msg/s"
+}
+
+// targetCell is the target column: the goal, and whether this run met it.
+func targetCell(r row) string {
+	switch {
+	case r.Target == "":
+		return ""
+	case r.TargetMet == nil:
+		return r.Target
+	case *r.TargetMet:
+		return r.Target + " met"
+	}
+	return r.Target + " NOT MET"
+}
+
 // printTable writes the rows grouped under their titles, columns aligned.
 func printTable(w io.Writer, rows []row) {
-	header := []string{"measurement", "mmipc p50", "mmipc p99", "baseline", "baseline p50", "ratio", "runs"}
-	right := []bool{false, true, true, false, true, true, true}
+	header := []string{"measurement", "mmipc p50", "mmipc p99", "baseline", "baseline p50", "ratio", "runs", "target"}
+	right := []bool{false, true, true, false, true, true, true, false}
 	cells := [][]string{}
 	groupOf := []string{}
 	for _, r := range rows {
 		var c []string
 		if r.Status != "ok" && r.MmipcP50 == 0 {
-			c = []string{r.Measurement, "FAILED", "", r.Baseline, "", "", ""}
+			c = []string{r.Measurement, "FAILED", "", r.Baseline, "", "", "", targetCell(r)}
 		} else {
 			mp50, bp50 := human(r.MmipcP50, r.Unit), human(r.BaselineP50, r.Unit)
 			if r.MmipcGBps > 0 {
@@ -193,19 +257,25 @@ func printTable(w io.Writer, rows []row) {
 			if r.BaselineGBps > 0 {
 				bp50 += " (" + gbps(r.BaselineGBps) + ")"
 			}
+			if r.MmipcRate > 0 {
+				mp50 += " (" + rate(r.MmipcRate) + ")"
+			}
+			if r.BaselineRate > 0 {
+				bp50 += " (" + rate(r.BaselineRate) + ")"
+			}
 			ratio := fmt.Sprintf("%.2fx", r.Ratio)
 			if r.Ratio < 0.095 {
 				ratio = fmt.Sprintf("%.2gx", r.Ratio) // 0.0028x, not 0.00x
 			}
 			if r.Status != "ok" {
-				bp50, ratio = "FAILED", ""
+				bp50, ratio = strings.ToUpper(r.Status), ""
 			}
-			c = []string{r.Measurement, mp50, human(r.MmipcP99, r.Unit), r.Baseline, bp50, ratio, strconv.Itoa(r.Runs)}
+			c = []string{r.Measurement, mp50, human(r.MmipcP99, r.Unit), r.Baseline, bp50, ratio, strconv.Itoa(r.Runs), targetCell(r)}
 		}
 		// The same mmipc measurement against its next baseline: leave its cells blank, so that
 		// each measurement reads as one block.
 		if n := len(cells); n > 0 && rows[n-1].MmipcID == r.MmipcID && rows[n-1].Measurement == r.Measurement &&
-			rows[n-1].Status == "ok" && r.Status == "ok" {
+			rows[n-1].MmipcP50 > 0 && r.MmipcP50 > 0 {
 			c[0], c[1], c[2] = "", "", ""
 		}
 		cells = append(cells, c)
@@ -259,13 +329,14 @@ func writeCSV(path string, rows []row) error {
 	w := csv.NewWriter(f)
 	w.Write([]string{"group", "measurement", "mmipc_id", "baseline", "baseline_id", "unit",
 		"mmipc_p50", "mmipc_p99", "baseline_p50", "baseline_p99", "ratio", "bytes",
-		"mmipc_gbps", "baseline_gbps", "runs", "status", "error"})
+		"mmipc_gbps", "baseline_gbps", "runs", "status", "error",
+		"mmipc_msgs_per_s", "baseline_msgs_per_s", "target", "target_met"})
 	num := func(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }
 	for _, r := range rows {
 		w.Write([]string{r.Group, r.Measurement, r.MmipcID, r.Baseline, r.BaselineID, r.Unit,
 			num(r.MmipcP50), num(r.MmipcP99), num(r.BaselineP50), num(r.BaselineP99), num(r.Ratio),
 			strconv.FormatInt(r.Bytes, 10), num(r.MmipcGBps), num(r.BaselineGBps), strconv.Itoa(r.Runs),
-			r.Status, r.Error})
+			r.Status, r.Error, num(r.MmipcRate), num(r.BaselineRate), r.Target, met(r.TargetMet)})
 	}
 	w.Flush()
 	if err := w.Error(); err != nil {
@@ -273,6 +344,17 @@ func writeCSV(path string, rows []row) error {
 		return err
 	}
 	return f.Close()
+}
+
+// met is the CSV's target_met: "yes", "no", or "" (no target, or the row failed).
+func met(b *bool) string {
+	switch {
+	case b == nil:
+		return ""
+	case *b:
+		return "yes"
+	}
+	return "no"
 }
 
 // machine describes where the numbers were measured.
