@@ -12,10 +12,30 @@ import math
 import operator
 import weakref
 
-from ._lib import encode, lib, raise_last
+from ._lib import encode, lib, raise_last, ring_recv_fast, ring_send_fast
 from ._region import _c_int_arg, _mode_arg, _size_arg
 
 _INT64_MAX = (1 << 63) - 1
+_FOREVER = ctypes.c_int64(-1)
+_TRY_ONCE = ctypes.c_int64(0)
+_sizes = {}  # message length -> c_size_t, for the fast ring calls (bounded: lengths below 64 KiB)
+
+
+def _size_obj(n):
+    """n as a c_size_t for the argtypes-free ring calls, cached for the usual small lengths."""
+    obj = _sizes.get(n)
+    if obj is None:
+        obj = ctypes.c_size_t(n)
+        if n < 65536:
+            _sizes[n] = obj
+    return obj
+
+
+def _timeout_obj(timeout):
+    """A timeout in seconds as the c_int64 nanoseconds the argtypes-free ring calls take."""
+    if timeout is None:
+        return _FOREVER
+    return _TRY_ONCE if timeout == 0 and not isinstance(timeout, bool) else ctypes.c_int64(_timeout_ns(timeout))
 
 
 def _timeout_ns(timeout):
@@ -141,6 +161,7 @@ class Ring:
 
     def __init__(self, handle, name):
         self._q = handle
+        self._h = ctypes.c_void_p(handle)  # for the argtypes-free calls; None once closed
         # Closes a forgotten ring when it is collected; close() runs it at once. Not at interpreter
         # exit: the OS unmaps everything then anyway.
         self._close = weakref.finalize(self, lib.mmipc_ring_close, handle)
@@ -149,7 +170,8 @@ class Ring:
         self._name = name
         self._capacity = lib.mmipc_ring_capacity(handle)
         self._max = lib.mmipc_ring_max_message(handle)
-        self._rbuf = ctypes.create_string_buffer(min(self._max, 64 << 10) or 1)
+        n = min(self._max, 64 << 10) or 1
+        self._rbuf, self._rcap = ctypes.create_string_buffer(n), ctypes.c_size_t(n)
         self._peek_len = ctypes.c_size_t()
 
     name = property(lambda self: self._name, doc="The name given to create_ring or open_ring.")
@@ -166,28 +188,33 @@ class Ring:
         """Sends one message: bytes, bytearray, memoryview or any contiguous buffer.
         BlockingIOError/TimeoutError when there is no space in time; OSError(EMSGSIZE) when it
         exceeds max_message."""
-        q = self._handle()
-        if isinstance(data, bytes):
+        h = self._h
+        if h is None:
+            raise ValueError("mmipc: operation on a closed ring")
+        if type(data) is bytes:  # the fast path: no conversion at all
             ptr, n = data, len(data)
         else:
             view = memoryview(data).cast("B")
             n = view.nbytes
             ptr = (ctypes.c_char * n).from_buffer_copy(view) if view.readonly else (ctypes.c_char * n).from_buffer(view)
-        if lib.mmipc_ring_send(q, ptr, n, _timeout_ns(timeout)) != 0:
+        if ring_send_fast(h, ptr, _sizes.get(n) or _size_obj(n), _FOREVER if timeout is None else _timeout_obj(timeout)) != 0:
             raise_last()
 
     def recv(self, timeout=None):
         """Takes the next message and returns it as bytes."""
-        q = self._handle()
-        t = _timeout_ns(timeout)
+        h = self._h
+        if h is None:
+            raise ValueError("mmipc: operation on a closed ring")
+        t = _FOREVER if timeout is None else _timeout_obj(timeout)
         while True:
-            n = lib.mmipc_ring_recv(q, self._rbuf, len(self._rbuf), t)
+            n = ring_recv_fast(h, self._rbuf, self._rcap, t)
             if n >= 0:
-                return self._rbuf.raw[:n] if n < 4096 else ctypes.string_at(self._rbuf, n)
+                return self._rbuf[:n]  # copies n bytes (.raw would copy the whole buffer first)
             if ctypes.get_errno() != errno.EMSGSIZE:
                 raise_last()
             # Larger than our buffer (the message stays): grow to fit it and take it again.
             self._rbuf = ctypes.create_string_buffer(self._max)
+            self._rcap = ctypes.c_size_t(self._max)
 
     def recv_into(self, buffer, timeout=None):
         """Takes the next message into a writable buffer; returns its length. OSError(EMSGSIZE)
@@ -252,7 +279,7 @@ class Ring:
         """Detaches; a pending reservation is abandoned, a pending peek is not consumed."""
         if self._q is None:
             return
-        self._q = None
+        self._q = self._h = None
         self._take_back()
         if self._close() != 0:
             raise_last()
