@@ -1,6 +1,6 @@
 /* The message ring (docs/PROTOCOL.md, "Ring"): records in a byte buffer after a 512-byte control
  * block, a lock-free path for a side owned by one handle, a lock for shared sides, and blocking by
- * an adaptive spin, then a futex. Only mmipc_ring_create and mmipc_ring_open enter Go (to make and
+ * an adaptive spin (or a yield, on a CPU shared with the peer), then a futex. Only mmipc_ring_create and mmipc_ring_open enter Go (to make and
  * validate the region); everything else is plain C and works in a forked child.
  *
  * Shared memory is hostile input: every word read from the ring is read once into a local and
@@ -89,6 +89,7 @@ struct side_handle {
 	int relaxed_in_op; /* exclusive, and registered for membarrier: in_op needs no fence */
 	uint64_t ident;    /* the identity the side was claimed or locked with */
 	uint64_t peer_pos; /* the last peer position read: head for senders, tail for receivers */
+	uint32_t cpu_epoch; /* mmipc__wait_epoch when the side's cpu word was last noted */
 	struct mmipc__spin spin;
 };
 
@@ -216,6 +217,7 @@ static void become_exclusive(const struct mmipc_ring *q, struct side_handle *s, 
 	s->relaxed_in_op = mmipc__membarrier_registered();
 	s->mode = SIDE_EXCLUSIVE;
 	mmipc__note_cpu(&s->side->cpu);
+	s->cpu_epoch = atomic_load_explicit(&mmipc__wait_epoch, memory_order_relaxed);
 }
 
 /* Revokes the exclusive claim of the live owner o: revoke = 1, make the owner's in_op store visible
@@ -419,17 +421,28 @@ static inline int next_record(struct mmipc_ring *q, uint64_t *pos, uint32_t *len
 	}
 }
 
-/* After publishing, wakes the peers counted as sleeping on the word. The count is read without a
+/* After publishing: 1 when peers are counted as sleeping on the word. The count is read without a
  * fence after the publishing store when this process is registered for membarrier (a sleeper's
  * membarrier orders the two, see mmipc__await_change); otherwise with one. */
-static inline void wake_sleepers(const struct side_handle *s, int how, _Atomic uint32_t *sleepers, const void *word)
+static inline int sleepers_counted(const struct side_handle *s, int how, _Atomic uint32_t *sleepers)
 {
 	if ((how == ENTER_FAST && s->relaxed_in_op) || mmipc__membarrier_registered())
 		atomic_signal_fence(memory_order_seq_cst);
 	else
 		atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(sleepers, memory_order_relaxed) != 0)
-		mmipc__wake_peers(word);
+	return atomic_load_explicit(sleepers, memory_order_relaxed) != 0;
+}
+
+/* A publish after a wait that yielded or slept notes where the side runs now: a peer that waits
+ * for it reads the word to choose between spinning and yielding (a ping-pong waits on one ring and
+ * publishes on the other, so the waits alone would leave this side's word as it was claimed). */
+static inline void note_cpu_after_wait(struct side_handle *s)
+{
+	uint32_t e = atomic_load_explicit(&mmipc__wait_epoch, memory_order_relaxed);
+	if (__builtin_expect(e != s->cpu_epoch, 0)) {
+		s->cpu_epoch = e;
+		mmipc__note_cpu(&s->side->cpu);
+	}
 }
 
 static int ring_damaged(struct mmipc_ring *q, const char *call)
@@ -490,8 +503,10 @@ static inline void send_publish(struct mmipc_ring *q, int how, uint64_t p, uint3
 {
 	atomic_store_explicit(header_at(q, p), record_header(len, RECORD_MESSAGE, p), memory_order_relaxed);
 	atomic_store_explicit(&q->ctl->tail, p + RECORD_HEADER + round8(len), memory_order_release);
+	note_cpu_after_wait(&q->tx);
 	side_leave(&q->tx, how);
-	wake_sleepers(&q->tx, how, &q->ctl->recv_sleepers, &q->ctl->tail);
+	if (sleepers_counted(&q->tx, how, &q->ctl->recv_sleepers))
+		mmipc__wake_sleepers(&q->ctl->recv_sleepers, &q->ctl->tail);
 }
 
 static inline __attribute__((always_inline)) int send_checks(mmipc_ring *q, const char *call, size_t len, int64_t timeout_ns)
@@ -592,12 +607,17 @@ static inline __attribute__((always_inline)) int recv_begin(struct mmipc_ring *q
 	}
 }
 
-/* Publishes head = next; then leaves and wakes. */
+/* Publishes head = next; then leaves and wakes sleeping senders, but only once the ring is at most
+ * half full (PROTOCOL "Sleeping and waking"): they then send in bulk instead of waking per
+ * consumption. The tail is read only then (a stale one errs towards waking). */
 static inline void recv_publish(struct mmipc_ring *q, int how, uint64_t next)
 {
 	atomic_store_explicit(&q->ctl->head, next, memory_order_release);
+	note_cpu_after_wait(&q->rx);
 	side_leave(&q->rx, how);
-	wake_sleepers(&q->rx, how, &q->ctl->send_sleepers, &q->ctl->head);
+	if (sleepers_counted(&q->rx, how, &q->ctl->send_sleepers) &&
+	    atomic_load_explicit(&q->ctl->tail, memory_order_relaxed) - next <= q->cap / 2)
+		mmipc__wake_sleepers(&q->ctl->send_sleepers, &q->ctl->head);
 }
 
 ssize_t mmipc_ring_recv(mmipc_ring *q, void *buf, size_t cap, int64_t timeout_ns)

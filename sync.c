@@ -216,13 +216,19 @@ void mmipc__note_cpu(_Atomic uint32_t *word)
 		atomic_store_explicit(word, (uint32_t)cpu, memory_order_relaxed);
 }
 
+_Atomic uint32_t mmipc__wait_epoch;
+
+static void wait_epoch_move(void) { atomic_fetch_add_explicit(&mmipc__wait_epoch, 1, memory_order_relaxed); }
+
 /* Set when this thread's last publish woke a sleeping peer; the next wait reads and clears it.
- * Initial-exec: read on every wait, so no __tls_get_addr call (one int of static TLS). */
+ * Initial-exec: no __tls_get_addr call (one int of static TLS). */
 static __thread int woke_peer __attribute__((tls_model("initial-exec")));
 
-void mmipc__wake_peers(const void *word)
+void mmipc__wake_sleepers(_Atomic uint32_t *sleepers, const void *word)
 {
-	if (mmipc__futex_wake(word, INT_MAX) > 0)
+	/* Only the swap that takes a non-zero count wakes: the sleepers it covers are woken once,
+	 * however many publishes follow before they run again. */
+	if (atomic_exchange(sleepers, 0) != 0 && mmipc__futex_wake(word, INT_MAX) > 0)
 		woke_peer = 1;
 }
 
@@ -240,6 +246,64 @@ static int64_t spin_grown(int64_t b, int64_t spun)
 
 static int64_t spin_halved(int64_t b) { return b / 2 < MMIPC__SPIN_MIN_NS ? 0 : b / 2; }
 
+/* Spins until the word differs from seen (1) or the budget (or the deadline) runs out (0). */
+static int spin_phase(_Atomic uint64_t *word, uint64_t seen, int64_t *history, int64_t budget,
+		      struct mmipc__spin *spin, struct mmipc__deadline *d)
+{
+	int64_t start = 0, limit = 0;
+	for (uint32_t i = 1;; i++) {
+		if (atomic_load_explicit(word, memory_order_acquire) != seen) {
+			*history = spin_grown(budget, start != 0 ? mmipc__now_ns() - start : 0);
+			spin->check_cpu = 0;
+			return 1;
+		}
+		mmipc__cpu_relax();
+		if (i % 64 == 0) {
+			int64_t now = mmipc__now_ns();
+			if (start == 0) {
+				start = now;
+				int64_t until = mmipc__deadline_at(d, now);
+				limit = until - now > budget ? now + budget : until;
+			}
+			if (now >= limit)
+				return 0;
+		}
+	}
+}
+
+/* The peer last ran on this CPU, so it cannot run while we spin, but it may well be runnable
+ * here: give it the CPU and look again, up to the allowance (1 when the word changed). A yield
+ * may last another process's whole time slice: none starts past the deadline. */
+static int yield_phase(_Atomic uint64_t *word, uint64_t seen, struct mmipc__spin *spin, struct mmipc__deadline *d)
+{
+	int allowed = spin->yields;
+	if (allowed == 0 && ++spin->yield_waits % MMIPC__YIELD_PROBE_EVERY == 0)
+		allowed = 1;
+	for (int i = 0; i < allowed; i++) {
+		if (d->timeout > 0 && mmipc__now_ns() >= mmipc__deadline_at(d, 0))
+			return 0;
+		sched_yield();
+		if (atomic_load_explicit(word, memory_order_acquire) != seen) {
+			spin->yields = MMIPC__YIELD_MAX;
+			return 1;
+		}
+	}
+	spin->yields /= 2; /* yielding did not pay: the sleep below decides */
+	return 0;
+}
+
+/* Counts the caller in as a sleeper. A waker publishes, then reads the count without a fence in
+ * between, so it may have read it before our increment while we still read its old word: a lost
+ * wake-up. The membarrier closes that window for wakers registered for it (every C process; Go's
+ * and fenced wakers have no window): either their store is visible to our re-check of the word,
+ * or their count read comes after the barrier and sees us. Without it the bounded first sleep
+ * caps what a lost wake-up costs. */
+static void count_in(_Atomic uint32_t *sleepers)
+{
+	atomic_fetch_add(sleepers, 1);
+	mmipc__membarrier_global();
+}
+
 int mmipc__await_change(_Atomic uint64_t *word, uint64_t seen, _Atomic uint32_t *sleepers,
 			_Atomic uint32_t *own_cpu, const _Atomic uint32_t *peer_cpu, struct mmipc__spin *spin,
 			struct mmipc__deadline *d)
@@ -254,72 +318,64 @@ int mmipc__await_change(_Atomic uint64_t *word, uint64_t seen, _Atomic uint32_t 
 	if (d->at != 0 && d->at != MMIPC__NEVER && mmipc__now_ns() >= d->at)
 		return ETIMEDOUT;
 
-	int64_t *history = after_wake ? &spin->after_wake_ns : &spin->budget_ns;
-	int64_t budget = *history;
-	if (budget == 0 && ++spin->waits % MMIPC__SPIN_PROBE_EVERY == 0)
-		budget = MMIPC__SPIN_PROBE_NS;
 	/* Spinning pays only while the peer runs on another CPU: a peer that last ran on ours cannot
-	 * make progress until we stop. */
+	 * make progress until we stop, so there we yield instead. */
 	int same_cpu = 0;
-	if (budget > 0 && spin->check_cpu) {
+	if (spin->check_cpu) {
 		uint32_t pc = atomic_load_explicit(peer_cpu, memory_order_relaxed);
 		int cpu = mmipc__current_cpu();
 		same_cpu = pc != MMIPC__CPU_UNKNOWN && cpu >= 0 && (uint32_t)cpu == pc;
 		if (cpu >= 0 && atomic_load_explicit(own_cpu, memory_order_relaxed) != (uint32_t)cpu)
 			atomic_store_explicit(own_cpu, (uint32_t)cpu, memory_order_relaxed);
 	}
-	if (budget > 0 && !same_cpu) {
-		int64_t start = 0, limit = 0;
-		for (uint32_t i = 1;; i++) {
-			if (atomic_load_explicit(word, memory_order_acquire) != seen) {
-				*history = spin_grown(budget, start != 0 ? mmipc__now_ns() - start : 0);
-				spin->check_cpu = 0;
-				return 0;
-			}
-			mmipc__cpu_relax();
-			if (i % 64 == 0) {
-				int64_t now = mmipc__now_ns();
-				if (start == 0) {
-					start = now;
-					int64_t until = mmipc__deadline_at(d, now);
-					limit = until - now > budget ? now + budget : until;
-				}
-				if (now >= limit)
-					break;
-			}
-		}
+	int64_t *history = after_wake ? &spin->after_wake_ns : &spin->budget_ns;
+	if (same_cpu) {
+		int changed = yield_phase(word, seen, spin, d);
+		wait_epoch_move(); /* it gave up the CPU: where it runs is noted again */
+		if (changed)
+			return 0;
+	} else {
+		int64_t budget = *history;
+		if (budget == 0 && ++spin->waits % MMIPC__SPIN_PROBE_EVERY == 0)
+			budget = MMIPC__SPIN_PROBE_NS;
+		if (budget > 0 && spin_phase(word, seen, history, budget, spin, d))
+			return 0;
 	}
 
 	int64_t until = mmipc__deadline_at(d, 0);
+	if (until != MMIPC__NEVER && mmipc__now_ns() >= until)
+		return ETIMEDOUT; /* before counting in: a wait that cannot sleep leaves no count behind */
 	int r = 0, slept = 0;
-	atomic_fetch_add(sleepers, 1);
-	/* A waker publishes, then reads the sleepers count without a fence in between, so it may have
-	 * read it before our increment while we still read its old word: a lost wake-up. The
-	 * membarrier closes that window for wakers registered for it (every C process; Go's and
-	 * fenced wakers have no window): either their store is visible to the re-check below, or
-	 * their count read comes after the barrier and sees us. Without it, the first sleep is
-	 * bounded to 1 ms (PROTOCOL "Sleeping and waking"), which costs a timer on every sleep. */
-	int bounded = mmipc__membarrier_global() != 0;
+	int64_t bound = MMIPC__SLEEP_FIRST_NS;
+	count_in(sleepers);
 	for (;;) {
 		if (atomic_load_explicit(word, memory_order_acquire) != seen)
 			break;
-		int64_t t = until;
-		if (until != MMIPC__NEVER || bounded) {
-			int64_t now = mmipc__now_ns();
-			if (now >= until) {
-				r = ETIMEDOUT;
-				break;
-			}
-			if (bounded && !slept && t - now > MMIPC__NS_PER_MS)
-				t = now + MMIPC__NS_PER_MS;
+		int64_t now = mmipc__now_ns();
+		if (now >= until) {
+			r = ETIMEDOUT;
+			break;
 		}
+		/* Every sleep is bounded: a waker that published the very word we saw and read the count
+		 * late (it was preempted in between) may have swapped our count to 0 and woken nobody,
+		 * since we were not asleep yet. */
 		slept = 1;
-		mmipc__futex_wait(word, (uint32_t)seen, t); /* EINTR and spurious wakes: re-check */
+		mmipc__futex_wait(word, (uint32_t)seen, until - now > bound ? now + bound : until);
+		if (atomic_load_explicit(word, memory_order_acquire) != seen)
+			break;
+		/* Woken for nothing, interrupted or timed out: when the count was taken, count in again
+		 * (its first sleep short again), else sleep longer. */
+		if (atomic_load(sleepers) == 0) {
+			count_in(sleepers);
+			bound = MMIPC__SLEEP_FIRST_NS;
+		} else if ((bound *= 2) > MMIPC__SLEEP_MAX_NS) {
+			bound = MMIPC__SLEEP_MAX_NS;
+		}
 	}
-	atomic_fetch_sub(sleepers, 1);
 	if (slept) {
 		spin->check_cpu = 1;
 		mmipc__note_cpu(own_cpu); /* it may wake up elsewhere */
+		wait_epoch_move();
 		if (!same_cpu)
 			*history = spin_halved(*history);
 	}

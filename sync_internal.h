@@ -81,13 +81,23 @@ static inline void mmipc__cpu_relax(void)
 #endif
 }
 
-/* The CPU the caller runs on, or -1 (sched_getcpu: about 10 ns here, too much for a fast path). */
+/* The CPU the caller runs on, or -1 (sched_getcpu: a few ns with rseq, still too much for a fast
+ * path). */
 MMIPC_HIDDEN int mmipc__current_cpu(void);
 
 /* Stores the caller's CPU into a side's cpu word when it changed. The ring calls it on its slow
- * paths only: when a side is claimed and around waits (mmipc__await_change), which is when a peer
- * about to wait needs it; an operation that never waits keeps running where it was noted. */
+ * paths only: when a side is claimed, around waits (mmipc__await_change), and at a side's first
+ * publish after its thread yielded or slept (mmipc__wait_epoch moved: it may run elsewhere now),
+ * which is when a peer about to wait needs it; an operation that never waits keeps running where
+ * it was noted. */
 MMIPC_HIDDEN void mmipc__note_cpu(_Atomic uint32_t *word);
+
+/* Moves whenever a wait in this process yielded or slept, so that each side handle notes its CPU
+ * again at its next publish (a ping-pong waits on one ring and publishes on another: the ring it
+ * publishes on never sees it wait). Process-wide rather than per thread: a hidden global is one
+ * load on the publish path (thread-local storage in a shared library costs a GOT load more), and
+ * another thread's wait only makes a handle note its CPU once more than it needed to. */
+MMIPC_HIDDEN extern _Atomic uint32_t mmipc__wait_epoch;
 
 /* The adaptive spin of one handle and one direction: start 4 us, at most 50 us; a spin that worked
  * sets the budget to max(budget, 2 x time spun, 4 us), a wait that slept halves it (below 200 ns it
@@ -96,14 +106,22 @@ MMIPC_HIDDEN void mmipc__note_cpu(_Atomic uint32_t *word);
  * starting at the maximum): the peer it woke must first be scheduled, which takes far longer than
  * a running peer's reply (tens of microseconds when its CPU idled), so such a wait says nothing
  * about the running case. Without this, two peers that once slept keep waking each other: each
- * one's spin ends before the other is back on its CPU, and spinning never pays again. */
+ * one's spin ends before the other is back on its CPU, and spinning never pays again.
+ * On a shared CPU (the peer's cpu word is ours) a wait does not spin: it yields (sched_yield) up
+ * to `yields` times, which lets a runnable peer on this CPU produce without a futex round trip. At
+ * most two: two yields that brought nothing say the peer is not running here (idle, or blocked on
+ * something else), and the wait sleeps. A wait whose yields paid off resets `yields` to the
+ * maximum; one that had to sleep after yielding halves it, and at 0 one wait in 16 probes with a
+ * single yield. */
 struct mmipc__spin {
 	int64_t budget_ns;
 	int64_t after_wake_ns;
 	uint32_t waits;
-	/* Read the peer's cpu word before the next wait: set at first and after a wait that slept,
-	 * cleared by a spin that worked (reading the peer's side line on every wait would cost its
-	 * owner a cache miss per operation). */
+	uint32_t yield_waits;
+	int yields;
+	/* Read the peer's cpu word before the next wait: set at first, after a wait that slept and
+	 * while waits find the peer on this CPU, cleared by a spin that worked (reading the peer's
+	 * side line on every wait would cost its owner a cache miss per operation). */
 	int check_cpu;
 };
 
@@ -112,27 +130,40 @@ struct mmipc__spin {
 #define MMIPC__SPIN_MIN_NS 200
 #define MMIPC__SPIN_PROBE_NS 1000
 #define MMIPC__SPIN_PROBE_EVERY 64
+#define MMIPC__YIELD_MAX 2
+#define MMIPC__YIELD_PROBE_EVERY 16
 #define MMIPC__CPU_UNKNOWN UINT32_MAX
+
+/* Sleeps (PROTOCOL "Sleeping and waking"): the first after counting in is bounded to 1 ms, the
+ * following ones double up to 100 ms (and never pass the caller's deadline). */
+#define MMIPC__SLEEP_FIRST_NS MMIPC__NS_PER_MS
+#define MMIPC__SLEEP_MAX_NS (100 * MMIPC__NS_PER_MS)
 
 static inline void mmipc__spin_init(struct mmipc__spin *s)
 {
 	s->budget_ns = MMIPC__SPIN_START_NS;
 	s->after_wake_ns = MMIPC__SPIN_MAX_NS;
 	s->waits = 0;
+	s->yield_waits = 0;
+	s->yields = MMIPC__YIELD_MAX;
 	s->check_cpu = 1;
 }
 
-/* FUTEX_WAKE of every waiter on the word by a ring operation that published; when it woke anyone,
- * this thread's next wait uses the after-wake history. */
-MMIPC_HIDDEN void mmipc__wake_peers(const void *word);
+/* The waker's half of PROTOCOL "Sleeping and waking", for a caller that published, fenced as the
+ * protocol says, and read a non-zero *sleepers: swaps the count to 0 and, when the swap took a
+ * non-zero count, FUTEX_WAKEs every waiter on the word (a later publish finds 0 and makes no system
+ * call until someone counts in again). When it woke anyone, this thread's next wait uses the
+ * after-wake history. */
+MMIPC_HIDDEN void mmipc__wake_sleepers(_Atomic uint32_t *sleepers, const void *word);
 
-/* Waits until the 64-bit *word differs from seen: spins (unless the peer last ran on this CPU, as
- * its side's *peer_cpu says, or the history says spinning does not pay; the waiter's own CPU goes
- * into its side's *own_cpu on the way), then sleeps on the word's low half, counted in *sleepers
- * for the whole sleep. The lost wake-up of PROTOCOL "Sleeping and waking" is closed by a
- * membarrier after counting in; only when that fails is the first sleep bounded to 1 ms. Returns
- * 0 when the word changed, or the deadline's expired errno (EAGAIN for try-once, ETIMEDOUT).
- * EINTR is retried. */
+/* Waits until the 64-bit *word differs from seen: spins, or yields when the peer last ran on this
+ * CPU (as its side's *peer_cpu says), within what the history allows (the waiter's own CPU goes
+ * into its side's *own_cpu on the way), then sleeps on the word's low half after counting itself
+ * in *sleepers (never counted out: a waker swaps the count to 0). The lost wake-ups of PROTOCOL
+ * "Sleeping and waking" are closed by a membarrier after counting in, and every sleep is bounded
+ * (1 ms doubling to 100 ms) against a waker that took the count for a change already seen; a sleep
+ * that ends with the word unchanged and the count taken counts in again. Returns 0 when the word
+ * changed, or the deadline's expired errno (EAGAIN for try-once, ETIMEDOUT). EINTR is retried. */
 MMIPC_HIDDEN int mmipc__await_change(_Atomic uint64_t *word, uint64_t seen, _Atomic uint32_t *sleepers,
 				     _Atomic uint32_t *own_cpu, const _Atomic uint32_t *peer_cpu,
 				     struct mmipc__spin *spin, struct mmipc__deadline *d);

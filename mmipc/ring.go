@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -83,6 +82,7 @@ type side struct {
 	ownerHandle *uint32
 	inOp        *uint32
 	revoke      *uint32
+	cpu         *uint32 // the side's cpu word: Go does not know its CPU, so it only ever says unknown
 	lock        *Lock
 	mode        sideMode
 	held        sideHold
@@ -129,6 +129,7 @@ func newRing(r *Region, capacity int) *Ring {
 			ownerHandle: u32(s.off + sideOffOwnerHandle),
 			inOp:        u32(s.off + sideOffInOp),
 			revoke:      u32(s.off + sideOffRevoke),
+			cpu:         u32(s.off + sideOffCPU),
 			lock:        lockAt(data[s.lockO:]),
 			spin:        spinner{budget: spinStart},
 		}
@@ -292,7 +293,17 @@ func (q *Ring) publish(t, pad, n uint64) {
 	atomic.StoreUint64(q.tail, p+recordLen(n))
 	q.exit(&q.send)
 	if atomic.LoadUint32(q.recvSleepers) != 0 {
-		futexWake(q.tailWord, math.MaxInt32)
+		wakeSleepers(q.recvSleepers, q.tailWord)
+	}
+}
+
+// wakeSleepers is the waker's half of docs/PROTOCOL.md "Sleeping and waking", after a publish that
+// found sleepers counted: it swaps the count to 0 and wakes every sleeper on word only when the swap
+// took a non-zero count, so the sleepers are woken once, however many publishes follow before they
+// run again.
+func wakeSleepers(sleepers, word *uint32) {
+	if atomic.SwapUint32(sleepers, 0) != 0 {
+		futexWake(word, math.MaxInt32)
 	}
 }
 
@@ -401,12 +412,15 @@ func (q *Ring) next(dl *deadline) (off, n int, next uint64, e syscall.Errno, det
 	}
 }
 
-// consume publishes the receive side's progress, lets go of the side, and wakes sleeping senders.
+// consume publishes the receive side's progress, lets go of the side, and wakes sleeping senders
+// once the ring is at most half full: they then send in bulk instead of waking per consumption. A
+// waiting sender is still always woken: every consumption that leaves the ring at most half full
+// wakes the senders counted, the one that empties it too, and an empty ring fits any message.
 func (q *Ring) consume(next uint64) {
 	atomic.StoreUint64(q.head, next)
 	q.exit(&q.recv)
-	if atomic.LoadUint32(q.sendSleepers) != 0 {
-		futexWake(q.headWord, math.MaxInt32)
+	if atomic.LoadUint32(q.sendSleepers) != 0 && atomic.LoadUint64(q.tail)-next <= q.capacity/2 {
+		wakeSleepers(q.sendSleepers, q.headWord)
 	}
 }
 
@@ -532,7 +546,7 @@ func (q *Ring) claim(s *side, dl *deadline) syscall.Errno {
 	case o == 0:
 		if atomic.CompareAndSwapUint64(s.owner, 0, q.id) {
 			atomic.StoreUint32(s.ownerHandle, q.handle)
-			s.mode = modeExclusive
+			s.claimed()
 		}
 	case o == q.id && atomic.LoadUint32(s.ownerHandle) == q.handle:
 		s.mode = modeExclusive
@@ -540,12 +554,22 @@ func (q *Ring) claim(s *side, dl *deadline) syscall.Errno {
 		if atomic.CompareAndSwapUint64(s.owner, o, q.id) {
 			atomic.StoreUint32(s.ownerHandle, q.handle)
 			atomic.StoreUint32(s.inOp, 0) // the dead owner may have died inside an operation
-			s.mode = modeExclusive
+			s.claimed()
 		}
 	default:
 		return q.revoke(s, o, dl)
 	}
 	return 0
+}
+
+// claimed makes s this handle's exclusively. The cpu word said where the previous owner ran; a C
+// peer that read it would yield to a process that is not there instead of spinning, so it now says
+// unknown.
+func (s *side) claimed() {
+	if atomic.LoadUint32(s.cpu) != cpuUnknown {
+		atomic.StoreUint32(s.cpu, cpuUnknown)
+	}
+	s.mode = modeExclusive
 }
 
 // revoke ends a live handle's exclusive ownership of s (owner identity o): it asks with revoke = 1,
@@ -618,9 +642,10 @@ func (q *Ring) Close() error {
 // Adaptive spinning before a sleep (per handle and direction): the budget starts at 4 µs; a wait
 // that ends during the spin, or that slept but ended within 50 µs, raises it to twice that wait (at
 // most 50 µs); a longer wait halves it, and below 200 ns it is 0, when one wait in 64 probes with
-// 1 µs. Go does not know which CPU it runs on (the side's cpu word is left alone), so only this
-// history decides; with GOMAXPROCS 1 a spin would only hold up the process's other goroutines, and
-// there is none.
+// 1 µs. Go does not know which CPU it runs on (a side it claims says unknown: see side.claimed),
+// so only this history decides, whatever GOMAXPROCS says: the peer is another process, which may
+// run on another CPU even when this one is pinned to a single CPU (GOMAXPROCS 1). On a shared CPU
+// the spins fail and the history turns them off.
 const (
 	spinStart      = 4 * time.Microsecond
 	spinMax        = 50 * time.Microsecond
@@ -629,9 +654,12 @@ const (
 	spinProbeEvery = 64
 	// The clock is read once per spinClockEvery re-reads of the word.
 	spinClockEvery = 64
-	// The first sleep of a wait is bounded: a sender does not fence between publishing and reading
-	// the sleeper count, so a wake-up can be lost to that race; it costs at most this.
+	// Every sleep is bounded: the first after counting in to firstSleepBound (a C sender does not
+	// fence between publishing and reading the sleeper count, so a wake-up can be lost to that
+	// race; it costs at most this), the following ones doubling up to maxSleepBound (a waker that
+	// read the count late may swap it to 0 for a change this sleeper had already seen).
 	firstSleepBound = time.Millisecond
+	maxSleepBound   = 100 * time.Millisecond
 )
 
 type spinner struct {
@@ -664,7 +692,7 @@ func waitChange(pos *uint64, word, sleepers *uint32, seen uint64, sp *spinner, d
 			budget = spinProbe
 		}
 	}
-	if budget > 0 && runtime.GOMAXPROCS(0) > 1 {
+	if budget > 0 {
 		for i := 1; ; i++ {
 			if atomic.LoadUint64(pos) != seen {
 				sp.budget = min(spinMax, max(sp.budget, 2*time.Since(start)))
@@ -688,10 +716,15 @@ func waitChange(pos *uint64, word, sleepers *uint32, seen uint64, sp *spinner, d
 	return e
 }
 
-// sleepChange is waitChange's sleep: registered once in sleepers for the whole wait.
+// sleepChange is waitChange's sleep. It counts itself in sleepers and never counts itself out: a
+// waker swaps the count to 0 (a count left by a wait that ends otherwise costs the next publish one
+// needless wake-up). Every sleep is bounded; one that ends with the position unchanged and the
+// count taken by a waker (of a change already seen) counts in again.
 func sleepChange(pos *uint64, word, sleepers *uint32, seen uint64, dl *deadline) syscall.Errno {
+	if e, ok := dl.expired(); ok {
+		return e // before counting in: a wait that cannot sleep leaves no count behind
+	}
 	atomic.AddUint32(sleepers, 1)
-	defer atomic.AddUint32(sleepers, math.MaxUint32)
 	bound := firstSleepBound
 	for {
 		if atomic.LoadUint64(pos) != seen {
@@ -702,7 +735,15 @@ func sleepChange(pos *uint64, word, sleepers *uint32, seen uint64, dl *deadline)
 		}
 		// EINTR, EAGAIN (the word moved), a wake-up or the bound: all mean look again.
 		futexWait(word, uint32(seen), dl.bounded(bound))
-		bound = -1
+		if atomic.LoadUint64(pos) != seen {
+			return 0
+		}
+		if atomic.LoadUint32(sleepers) == 0 {
+			atomic.AddUint32(sleepers, 1)
+			bound = firstSleepBound
+		} else {
+			bound = min(2*bound, maxSleepBound)
+		}
 	}
 }
 

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // ringFixture is a ring in a fresh directory; its first handle is closed with the test, and open
@@ -455,18 +457,26 @@ func TestRingTimeouts(t *testing.T) {
 	wantRingErr(t, err, "ring_recv", r, syscall.EAGAIN)
 	_, err = r.Peek(TryOnce)
 	wantRingErr(t, err, "ring_peek", r, syscall.EAGAIN)
-	for _, d := range []time.Duration{time.Nanosecond, 30 * time.Millisecond} {
+	for i, d := range []time.Duration{time.Nanosecond, 30 * time.Millisecond} {
 		start := time.Now()
 		_, err = r.Recv(buf, d)
 		wantRingErr(t, err, "ring_recv", r, syscall.ETIMEDOUT)
 		if el := time.Since(start); el < d || el > d+2*time.Second {
 			t.Fatalf("Recv(%v) gave up after %v", d, el)
 		}
+		// A wait that expired before it could sleep leaves no count; a sleeper that timed out stays
+		// counted (it never counts itself out: the next publish takes the count).
+		if n := atomic.LoadUint32(s.recvSleepers); n != uint32(i) {
+			t.Fatalf("after Recv(%v) timed out: recv_sleepers %d, want %d", d, n, i)
+		}
 	}
 	// Fill the ring: 64 records of 16 bytes.
 	for i := range 64 {
 		if err := s.Send([]byte("12345678"), TryOnce); err != nil {
 			t.Fatalf("send %d: %v", i, err)
+		}
+		if n := atomic.LoadUint32(s.recvSleepers); n != 0 {
+			t.Fatalf("after send %d: recv_sleepers %d; the first publish takes the count", i, n)
 		}
 	}
 	wantRingErr(t, s.Send(nil, TryOnce), "ring_send", s, syscall.EAGAIN)
@@ -477,11 +487,15 @@ func TestRingTimeouts(t *testing.T) {
 	if el := time.Since(start); el < 30*time.Millisecond || el > 2*time.Second {
 		t.Fatalf("Send(30ms) gave up after %v", el)
 	}
-	if atomic.LoadUint32(s.sendSleepers) != 0 || atomic.LoadUint32(s.recvSleepers) != 0 {
-		t.Fatal("a timed-out wait left itself counted as a sleeper")
+	if n := atomic.LoadUint32(s.sendSleepers); n != 1 {
+		t.Fatalf("a sender that timed out on a full ring: send_sleepers %d, want 1 (it stays counted)", n)
 	}
-	// One record consumed makes room for one record of 16 bytes, not more.
+	// One record consumed makes room for one record of 16 bytes, not more; and it leaves the ring
+	// more than half full, so it wakes nobody.
 	mustRecv(t, r, []byte("12345678"))
+	if n := atomic.LoadUint32(s.sendSleepers); n != 1 {
+		t.Fatalf("a receive that leaves the ring more than half full: send_sleepers %d, want 1 (no wake-up)", n)
+	}
 	wantRingErr(t, s.Send(make([]byte, 9), TryOnce), "ring_send", s, syscall.EAGAIN)
 	if err := s.Send(make([]byte, 8), TryOnce); err != nil {
 		t.Fatal(err)
@@ -489,7 +503,8 @@ func TestRingTimeouts(t *testing.T) {
 }
 
 // TestRingWakeUps: a receiver asleep on an empty ring and a sender asleep on a full one are woken
-// by the peer's progress, promptly, and count themselves as sleepers while they sleep.
+// by the peer's progress (the sender once the ring is half empty), promptly; each counts itself as a
+// sleeper first.
 func TestRingWakeUps(t *testing.T) {
 	f := newRingFixture(t, 1024)
 	s, r := f.q, f.open()
@@ -512,9 +527,8 @@ func TestRingWakeUps(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the sleeping receiver was not woken")
 	}
-	if atomic.LoadUint32(s.recvSleepers) != 0 {
-		t.Fatal("recv_sleepers not back to 0")
-	}
+	// (That the waking send took the count is TestRingWakeOncePerSleep's business, with a sleeper
+	// that cannot run meanwhile: this one may end a bounded sleep just then, and count in again.)
 
 	for range 64 {
 		mustSend(t, s, []byte("12345678"))
@@ -522,7 +536,9 @@ func TestRingWakeUps(t *testing.T) {
 	sent := make(chan error, 1)
 	spawn(t, func() { sent <- s.Send([]byte("late"), 20*time.Second) })
 	waitFor(t, "the sender to sleep", func() bool { return atomic.LoadUint32(s.sendSleepers) == 1 })
-	mustRecv(t, r, []byte("12345678"))
+	for range 32 { // the 32nd leaves the ring half full, and wakes the sender
+		mustRecv(t, r, []byte("12345678"))
+	}
 	select {
 	case err := <-sent:
 		if err != nil {
@@ -531,10 +547,135 @@ func TestRingWakeUps(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the sleeping sender was not woken")
 	}
-	for range 63 {
+	// (Which receive took the count is TestRingSpaceHysteresis's business: here the sender may
+	// have ended a bounded sleep during the burst of receives.)
+	for range 32 {
 		mustRecv(t, r, []byte("12345678"))
 	}
 	mustRecv(t, r, []byte("late"))
+}
+
+// TestRingClaimForgetsCPU: a Go handle that claims a side sets its cpu word to unknown: Go does
+// not know its CPU, and the CPU of the side's previous owner (a C process, say) would make a C peer
+// yield to it instead of spinning.
+func TestRingClaimForgetsCPU(t *testing.T) {
+	f := newRingFixture(t, 1024)
+	s, r := f.q, f.open()
+	atomic.StoreUint32(s.send.cpu, 3)
+	atomic.StoreUint32(s.recv.cpu, 5)
+	mustSend(t, s, []byte("x"))
+	mustRecv(t, r, []byte("x"))
+	if c, d := atomic.LoadUint32(s.send.cpu), atomic.LoadUint32(s.recv.cpu); c != cpuUnknown || d != cpuUnknown {
+		t.Fatalf("cpu words after Go claimed both sides: send %#x receive %#x, want %#x", c, d, cpuUnknown)
+	}
+}
+
+// stopChild stops a child process (SIGSTOP) and waits until it is stopped.
+func stopChild(t *testing.T, pid int) {
+	t.Helper()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the child to stop", func() bool {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		i := bytes.LastIndexByte(b, ')')
+		return err == nil && i > 0 && i+2 < len(b) && b[i+2] == 'T'
+	})
+}
+
+// TestRingWakeOncePerSleep: a receiver asleep (a child process) is stopped, the way a peer on a
+// shared CPU does not run while the publisher does. The first publish takes its count and wakes
+// it; the next ones find 0 and make no system call, however many follow before it runs again.
+func TestRingWakeOncePerSleep(t *testing.T) {
+	if os.Getenv(syncHelperEnv) != "" {
+		t.Skip("in the child")
+	}
+	const n = 50
+	f := newRingFixture(t, 8192)
+	s := f.q
+	c := startSyncChild(t, "ring-recv-seq", f.path(), strconv.Itoa(n))
+	waitFor(t, "the receiver to count itself in", func() bool { return atomic.LoadUint32(s.recvSleepers) >= 1 })
+	time.Sleep(20 * time.Millisecond)
+	stopChild(t, c.pid())
+	for i := range n {
+		mustSend(t, s, []byte("message "+strconv.Itoa(i)))
+		if c := atomic.LoadUint32(s.recvSleepers); c != 0 {
+			t.Fatalf("after publish %d: recv_sleepers %d; the first publish takes the count, the next find 0", i, c)
+		}
+	}
+	if err := syscall.Kill(c.pid(), syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	c.passed(t, "the receiver, woken once")
+}
+
+// TestRingSpaceHysteresis: a sender waiting for space is woken only by a receive that leaves the
+// ring at most half full, and still always: a sender of the largest message (a record of half the
+// ring) whose record needs padding before the buffer's end may not fit at half full, and every
+// later receive wakes it again until it fits (an empty ring fits any message). The sender is a
+// child process, stopped around each receive, so that the count read right after a receive shows
+// what the receive did: kept (no wake-up) or swapped to 0 (woken). Records of 64 bytes in 1 KiB,
+// head and tail starting at 0 (no padding), 576 (seven futile wake-ups) and 936.
+func TestRingSpaceHysteresis(t *testing.T) {
+	if os.Getenv(syncHelperEnv) != "" {
+		t.Skip("in the child")
+	}
+	for _, start := range []uint64{0, 576, 936} {
+		t.Run(strconv.FormatUint(start, 10), func(t *testing.T) {
+			f := newRingFixture(t, 1024)
+			r := f.q
+			for tl, _ := positions(r); tl < start; tl, _ = positions(r) {
+				m := make([]byte, 8)
+				if start-tl < 16 {
+					m = nil
+				}
+				mustSend(t, r, m)
+				mustRecv(t, r, m)
+			}
+			filled := 0
+			for ; r.Send(pattern(filled, 56), TryOnce) == nil; filled++ {
+			}
+			c := startSyncChild(t, "ring-send-largest", f.path())
+			futile, fitAt := 0, -1
+			for i := 0; i < filled && fitAt < 0; i++ {
+				waitFor(t, "the sender to count itself in", func() bool { return atomic.LoadUint32(r.sendSleepers) >= 1 })
+				stopChild(t, c.pid())
+				mustRecv(t, r, pattern(i, 56))
+				tl, hd := positions(r)
+				used, off := tl-hd, tl&1023
+				pad := uint64(0)
+				if off+512 > 1024 {
+					pad = 1024 - off
+				}
+				fits := 1024-used >= pad+512
+				n := atomic.LoadUint32(r.sendSleepers)
+				if used > 512 && n == 0 {
+					t.Fatalf("receive %d left %d bytes (more than half) and took the sender's count", i, used)
+				}
+				if used <= 512 && n != 0 {
+					t.Fatalf("receive %d left %d bytes (at most half): send_sleepers %d, want 0 (woken)", i, used, n)
+				}
+				if used <= 512 && !fits {
+					futile++
+				}
+				if fits {
+					fitAt = i
+				}
+				if err := syscall.Kill(c.pid(), syscall.SIGCONT); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c.passed(t, "the sender of the largest message")
+			if fitAt < 0 || (start != 0 && futile == 0) {
+				t.Fatalf("the message fit after receive %d, %d wake-ups before: the case was not exercised", fitAt, futile)
+			}
+			for i := fitAt + 1; i < filled; i++ {
+				mustRecv(t, r, pattern(i, 56))
+			}
+			mustRecv(t, r, pattern(7777, r.MaxMessage()))
+			t.Logf("fit after receive %d of %d; %d receives at or below half full woke the sender before", fitAt, filled, futile)
+		})
+	}
 }
 
 func TestRingReserveCommit(t *testing.T) {
@@ -1009,6 +1150,21 @@ func ringHelperChild(t *testing.T, mode string, args []string, arg func(int) int
 				t.Fatal(err)
 			}
 		}
+	case "ring-recv-seq": // path, n: receives "message 0" .. "message n-1"
+		buf := make([]byte, 64)
+		for i := range arg(1) {
+			k, err := q.Recv(buf, 20*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := "message " + strconv.Itoa(i); string(buf[:k]) != want {
+				t.Fatalf("received %q, want %q", buf[:k], want)
+			}
+		}
+	case "ring-send-largest": // path: sends pattern(7777, largest)
+		if err := q.Send(pattern(7777, q.MaxMessage()), 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
 	case "ring-recv": // path, seen path, senders, count
 		r, err := Open(args[1])
 		if err != nil {
@@ -1479,9 +1635,6 @@ func BenchmarkRingPingPong(b *testing.B) {
 // TestSpinBudget: the adaptive spin's bookkeeping. A wait that sleeps long halves the budget down to
 // 0; at 0, one wait in 64 probes; a position that already moved costs nothing.
 func TestSpinBudget(t *testing.T) {
-	if runtime.GOMAXPROCS(0) == 1 {
-		t.Skip("no spinning with GOMAXPROCS 1")
-	}
 	mem := anonBytes(t, 64)
 	pos := (*uint64)(at(mem, 0))
 	word := (*uint32)(at(mem, 0))
@@ -1509,8 +1662,8 @@ func TestSpinBudget(t *testing.T) {
 			t.Fatalf("budget %v after a long wait; want %v", sp.budget, want)
 		}
 	}
-	if atomic.LoadUint32(sleepers) != 0 {
-		t.Fatal("a finished wait left itself counted as a sleeper")
+	if atomic.LoadUint32(sleepers) == 0 {
+		t.Fatal("waits that slept and timed out left no count (a sleeper never counts itself out)")
 	}
 	w := sp.waits
 	dl := deadline{timeout: time.Millisecond}
@@ -1531,6 +1684,39 @@ func TestSpinBudget(t *testing.T) {
 	}
 	if el := time.Since(start); el < spinMax/2 && sp.budget != spinMax {
 		t.Fatalf("a wait that ended after %v during a spin of %v: budget %v", el, spinMax, sp.budget)
+	}
+}
+
+// TestSpinWithOneProc: with GOMAXPROCS 1 (a Go process pinned to one CPU gets that) a wait still
+// spins within its budget before it sleeps: the peer is another process, which may well run on
+// another CPU. A wait on a still position with a budget of 2 ms (an exaggerated one, to stand out
+// from what sleeping costs) burns about that much CPU before it sleeps out its 3 ms.
+func TestSpinWithOneProc(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	threadCPU := func() time.Duration {
+		var ts unix.Timespec
+		if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+			t.Fatal(err)
+		}
+		return time.Duration(ts.Nano())
+	}
+	mem := anonBytes(t, 64)
+	pos, word, sleepers := (*uint64)(at(mem, 0)), (*uint32)(at(mem, 0)), (*uint32)(at(mem, 8))
+	const budget = 2 * time.Millisecond
+	var most time.Duration
+	for range 3 { // the most of three: a spin preempted by another process burns less
+		sp := spinner{budget: budget}
+		dl := deadline{timeout: 3 * time.Millisecond}
+		c0 := threadCPU()
+		if e := waitChange(pos, word, sleepers, 0, &sp, &dl, false); e != syscall.ETIMEDOUT {
+			t.Fatalf("a wait on a still position: %v", e)
+		}
+		most = max(most, threadCPU()-c0)
+	}
+	if most < budget/2 {
+		t.Fatalf("with GOMAXPROCS 1, waits with a budget of %v burned at most %v of CPU: they did not spin", budget, most)
 	}
 }
 
