@@ -5,8 +5,10 @@
 #   ./build.sh lib [DIR]       build only libmmipc.so (into DIR, default build/)
 #   ./build.sh examples        build the library, the C examples and their Go twins (go_<name>)
 #   ./build.sh check           the C tests and examples under AddressSanitizer + UBSan (also in test)
-#   ./build.sh bench [-only RE] benchmarks next to their baselines: a table, build/bench/results.{csv,json}
-#                              and latency.png (about 80 s; docs/PERFORMANCE.md)
+#   ./build.sh bench [-only RE] [-peers=false]  benchmarks next to their baselines and the ring's
+#                              competitors (installed by bench/peers/install.sh when it can): a table,
+#                              build/bench/results.{csv,json} and latency.png (about 2.5 min, plus a
+#                              one-time peer install and build; docs/PERFORMANCE.md)
 #   ./build.sh install PREFIX  install libmmipc.so and mmipc.h under PREFIX/lib and PREFIX/include
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -172,6 +174,6 @@ install)
 	install -Dm755 "$BUILD/libmmipc.so" "$prefix/lib/libmmipc.so"
 	install -Dm644 mmipc.h "$prefix/include/mmipc.h"
 	echo "installed into $prefix" ;;
--h|--help|help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' ;;
+-h|--help|help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' ;;
 *) echo "unknown command: $1 (try ./build.sh --help)" >&2; exit 2 ;;
 esac
