@@ -162,16 +162,7 @@ func TestReadmeCExample(t *testing.T) {
 	}
 	code := text[start+len("```c\n"):]
 	code = code[:strings.Index(code, "```")]
-	dir := t.TempDir()
-	src := filepath.Join(dir, "readme.c")
-	if err := os.WriteFile(src, []byte(code), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "readme")
-	if out, err := exec.Command(cc, "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-I"+root, "-o", bin, src,
-		"-L"+libDir, "-lmmipc", "-Wl,-rpath,"+libDir).CombinedOutput(); err != nil {
-		t.Fatalf("README example does not compile: %v\n%s", err, out)
-	}
+	bin := compileSnippet(t, "readme", code)
 	rdir := regionDir(t)
 	r := runProgram(t, time.Minute, rdir, []string{"MMIPC_DIR=" + rdir}, bin)
 	if r.code != 0 || r.out != "hi from C (4096 bytes)\n" {
@@ -180,4 +171,21 @@ func TestReadmeCExample(t *testing.T) {
 	if entries, _ := os.ReadDir(rdir); len(entries) != 0 {
 		t.Errorf("README example left %d files behind", len(entries))
 	}
+}
+
+// compileSnippet compiles a C program given as text (a README example) against the library, with
+// the project's warnings as errors, and returns the binary.
+func compileSnippet(t *testing.T, name, code string) string {
+	t.Helper()
+	dir := t.TempDir()
+	src := filepath.Join(dir, name+".c")
+	if err := os.WriteFile(src, []byte(code), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, name)
+	if out, err := exec.Command(cc, "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-I"+root, "-o", bin, src,
+		"-L"+libDir, "-lmmipc", "-Wl,-rpath,"+libDir).CombinedOutput(); err != nil {
+		t.Fatalf("the README's %s example does not compile: %v\n%s\n%s", name, err, out, code)
+	}
+	return bin
 }

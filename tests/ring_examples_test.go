@@ -150,16 +150,7 @@ func codeBlock(t *testing.T, text, lang string) string {
 // The sync section's C program compiles and runs as printed; its Go lines compile.
 func TestReadmeSyncSnippets(t *testing.T) {
 	section := readmeSection(t, "## Beyond raw memory: wait, lock, ring")
-	dir := t.TempDir()
-	src := filepath.Join(dir, "readme_ring.c")
-	if err := os.WriteFile(src, []byte(codeBlock(t, section, "c")), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "readme_ring")
-	if out, err := exec.Command(cc, "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-I"+root, "-o", bin, src,
-		"-L"+libDir, "-lmmipc", "-Wl,-rpath,"+libDir).CombinedOutput(); err != nil {
-		t.Fatalf("the README's ring example does not compile: %v\n%s", err, out)
-	}
+	bin := compileSnippet(t, "readme_ring", codeBlock(t, section, "c"))
 	rdir := regionDir(t)
 	r := runProgram(t, time.Minute, rdir, []string{"MMIPC_DIR=" + rdir}, bin)
 	if r.code != 0 || r.out != "got job 1\n" {

@@ -27,30 +27,6 @@
 #define BUSY_CHILDREN 50
 #define WORK_LOOPS 1000
 
-/* When set, passing checks are counted but not printed (children that run thousands of them);
- * failures are always printed. */
-static int quiet;
-
-__attribute__((format(printf, 2, 3))) static int qcheck(int ok, const char *fmt, ...)
-{
-	if (ok && quiet) {
-		check_count++;
-		return 1;
-	}
-	char msg[2048];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	return check(ok, "%s", msg);
-}
-
-/* Ends a forked child: its verdict is its exit status (the parent checks it). */
-static void child_exit(void)
-{
-	fflush(stdout);
-	_exit(check_failed ? 1 : 0);
-}
 
 /* Reads up to n bytes of path with read(2) (not through a mapping); returns the count or -1. */
 static ssize_t read_file(const char *path, void *buf, size_t n)

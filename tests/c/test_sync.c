@@ -45,36 +45,6 @@ struct shared {
 
 static struct shared *sh;
 
-/* Ends a forked child that ran checks: its verdict is its exit status. A child starts with
- * child_begin(), so that the parent's earlier failures are not counted again. */
-static void child_exit(void)
-{
-	fflush(stdout);
-	_exit(check_failed ? 1 : 0);
-}
-
-static void child_begin(unsigned secs)
-{
-	check_failed = 0;
-	alarm(secs); /* a hang kills the child with SIGALRM, which the parent reports */
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-/* Polls cond (a statement expression) every ms until true or secs pass. */
-#define POLL_UNTIL(cond, secs)                                         \
-	({                                                             \
-		double end_ = now_s() + (secs);                        \
-		int ok_;                                               \
-		while (!(ok_ = (cond)) && now_s() < end_)              \
-			usleep(1000);                                  \
-		ok_;                                                   \
-	})
 
 /* ---- /proc ---- */
 

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -372,5 +373,54 @@ static inline int count_shared(const char *s)
 	}
 	return n;
 }
+
+/* When set, passing checks are counted but not printed (loops and children that run thousands of
+ * them); failures are always printed. */
+__attribute__((unused)) static int quiet;
+
+__attribute__((format(printf, 2, 3))) static inline int qcheck(int ok, const char *fmt, ...)
+{
+	if (ok && quiet) {
+		check_count++;
+		return 1;
+	}
+	char msg[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	return check(ok, "%s", msg);
+}
+
+/* Ends a forked child that ran checks: its verdict is its exit status. A child starts with
+ * child_begin(), so that the parent's earlier failures are not counted again. */
+static inline void child_exit(void)
+{
+	fflush(stdout);
+	_exit(check_failed ? 1 : 0);
+}
+
+static inline void child_begin(unsigned secs)
+{
+	check_failed = 0;
+	alarm(secs); /* a hang kills the child with SIGALRM, which the parent reports */
+}
+
+static inline void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* Polls cond (a statement expression) every ms until true or secs pass. */
+#define POLL_UNTIL(cond, secs)                                         \
+	({                                                             \
+		double end_ = now_s() + (secs);                        \
+		int ok_;                                               \
+		while (!(ok_ = (cond)) && now_s() < end_)              \
+			usleep(1000);                                  \
+		ok_;                                                   \
+	})
 
 #endif
