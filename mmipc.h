@@ -312,7 +312,9 @@ int mmipc_lock_release(mmipc_lock *l);
  * One sender and one receiver run lock-free: ~a cache-line transfer per message, no system call
  * unless the peer sleeps. More senders (or receivers) are safe: the side becomes shared and they
  * take turns through a lock that survives a dead holder. Blocking calls spin while that can pay
- * off (the peer runs on another CPU and spinning has worked lately), then sleep on a futex.
+ * off (the peer runs on another CPU and spinning has worked lately), yield the CPU when pinned to
+ * the one the peer runs on, then sleep on a futex; a sleeper re-checks at least every 100 ms (a
+ * blocked, idle call costs about ten wake-ups a second), so a rare lost wake-up never hangs it.
  * A handle must not be used by two threads at once: open the ring once per thread.
  * A process killed mid-send never delivers a torn message; a peer that scribbles over the ring
  * makes calls fail with EPROTO, never read or write outside it.
