@@ -18,6 +18,7 @@
 
 #include "check.h"
 #include "testutil.h"
+#include "peerutil.h"
 
 #define OFF_STATE 0
 #define OFF_ACK 4
@@ -34,38 +35,6 @@
 
 #define POLL_US 100
 #define WAIT_LIMIT_S 10.0
-
-static const char *command = "";
-
-__attribute__((format(printf, 1, 2), noreturn)) static void fail(const char *fmt, ...)
-{
-	va_list ap;
-	printf("FAIL %s: ", command);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-	exit(1);
-}
-
-__attribute__((noreturn)) static void usage(void)
-{
-	fprintf(stderr, "usage: peer COMMAND ARGS... (see the comment at the top of tests/gopeer/main.go)\n");
-	exit(2);
-}
-
-static size_t number(const char *s)
-{
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno != 0 || end == s || *end != 0 || s[0] == '-') {
-		fprintf(stderr, "bad number \"%s\"\n", s);
-		exit(2);
-	}
-	return (size_t)v;
-}
 
 static double seconds(const char *s)
 {
@@ -208,17 +177,6 @@ static void unlink_region(const char *name)
 {
 	if (mmipc_unlink(name) != 0)
 		fail("mmipc_unlink(\"%s\"): %s [%s]", name, strerror(errno), mmipc_last_error());
-}
-
-static void ok(const char *fmt, ...)
-{
-	va_list ap;
-	printf("ok %s", command);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
 }
 
 static const struct {
@@ -579,14 +537,14 @@ int main(int argc, char **argv)
 	(void)check; /* check.h comes with testutil.h; this program reports in its own words */
 	(void)check_exit;
 	if (argc < 2)
-		usage();
+		peer_usage("peer", "tests/gopeer/main.go");
 	command = argv[1];
 	int nargs = argc - 2;
 	char **a = argv + 2;
 #define NEED(lo, hi)                                                                                      \
 	do {                                                                                              \
 		if (nargs < (lo) || ((hi) >= 0 && nargs > (hi)))                                          \
-			usage();                                                                          \
+			peer_usage("peer", "tests/gopeer/main.go");                                                                          \
 	} while (0)
 #define OPT_SIZE(i) (nargs > (i) ? number(a[i]) : 0)
 	if (strcmp(command, "create") == 0) {
@@ -629,5 +587,5 @@ int main(int argc, char **argv)
 		NEED(3, 3);
 		return cmd_fork_watch(a[0], number(a[1]), (uint32_t)number(a[2]));
 	}
-	usage();
+	peer_usage("peer", "tests/gopeer/main.go");
 }

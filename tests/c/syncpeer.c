@@ -14,6 +14,7 @@
 
 #include "check.h"
 #include "testutil.h"
+#include "peerutil.h"
 
 #define OFF_COUNTER 64
 #define OFF_DIRTY 72
@@ -29,49 +30,6 @@
 #define WAIT_LIMIT_S 20.0
 #define HOLD_LIMIT_S 60.0
 #define PROBE_SHORT_NS INT64_C(30000000)
-
-static const char *command = "";
-
-__attribute__((format(printf, 1, 2), noreturn)) static void fail(const char *fmt, ...)
-{
-	va_list ap;
-	printf("FAIL %s: ", command);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-	exit(1);
-}
-
-__attribute__((noreturn)) static void usage(void)
-{
-	fprintf(stderr, "usage: syncpeer COMMAND ARGS... (see the comment at the top of tests/syncpeer/main.go)\n");
-	exit(2);
-}
-
-__attribute__((format(printf, 1, 2))) static void ok(const char *fmt, ...)
-{
-	va_list ap;
-	printf("ok %s", command);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-}
-
-static long number(const char *s)
-{
-	char *end;
-	errno = 0;
-	long v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != 0 || v < 0) {
-		fprintf(stderr, "bad number \"%s\"\n", s);
-		exit(2);
-	}
-	return v;
-}
 
 static mmipc_region *region;
 static unsigned char *data;
@@ -264,7 +222,7 @@ static int cmd_survive(long rounds, const char *mode)
 		printf("waiting\n");
 		fflush(stdout);
 	} else if (strcmp(mode, "noprobe") != 0) {
-		usage();
+		peer_usage("syncpeer", "tests/syncpeer/main.go");
 	}
 	int dead = cycles(rounds, 1);
 	ok(" ownerdead=%d rounds=%ld", dead, rounds);
@@ -275,7 +233,7 @@ static int cmd_zombie(long rounds, const char *mode)
 {
 	int waiting = strcmp(mode, "waiting") == 0;
 	if (rounds < 1 || (!waiting && strcmp(mode, "after") != 0))
-		usage();
+		peer_usage("syncpeer", "tests/syncpeer/main.go");
 	pid_t pid = fork_flushed();
 	if (pid < 0)
 		fail("fork: %s", strerror(errno));
@@ -387,7 +345,7 @@ int main(int argc, char **argv)
 	(void)check; /* check.h comes with testutil.h; this program reports in its own words */
 	(void)check_exit;
 	if (argc < 3)
-		usage();
+		peer_usage("syncpeer", "tests/syncpeer/main.go");
 	command = argv[1];
 	int nargs = argc - 2;
 	char **a = argv + 2;
@@ -408,7 +366,7 @@ int main(int argc, char **argv)
 	else if (strcmp(command, "wait-timeouts") == 0 && nargs == 2)
 		rc = cmd_wait_timeouts(number(a[1]));
 	else
-		usage();
+		peer_usage("syncpeer", "tests/syncpeer/main.go");
 	if (mmipc_detach(region) != 0)
 		fail("mmipc_detach: %s", strerror(errno));
 	return rc;
