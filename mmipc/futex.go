@@ -50,15 +50,20 @@ func futexWake(addr *uint32, n int) (int, syscall.Errno) {
 	return int(r), 0
 }
 
-// checkTimeout rejects the negative durations that mean nothing.
-func checkTimeout(timeout time.Duration) bool { return timeout >= Forever }
+// badTimeout is the EINVAL of every sync call (op, on the named object) given a negative timeout
+// other than Forever, or nil for a meaningful one.
+func badTimeout(op, name string, timeout time.Duration) error {
+	if timeout >= Forever {
+		return nil
+	}
+	return &Error{Op: op, Name: name, Errno: syscall.EINVAL, Detail: "timeout " + timeout.String() + " (use Forever, TryOnce or a positive duration)"}
+}
 
 // deadline tracks a timeout on the monotonic clock. The clock is read only when a call actually has
 // to wait (never on a fast path).
 type deadline struct {
 	timeout time.Duration
-	end     time.Time // set on the first remaining call for a positive timeout
-	started bool
+	end     time.Time // set on the first remaining call for a positive timeout (zero until then)
 }
 
 // remaining is the time left: < 0 means no bound (Forever), 0 means expired (or try-once).
@@ -69,9 +74,8 @@ func (d *deadline) remaining() time.Duration {
 	case d.timeout == 0:
 		return 0
 	}
-	if !d.started {
-		d.started = true
-		d.end = time.Now().Add(d.timeout)
+	if d.end.IsZero() {
+		d.startAt(time.Now())
 		return d.timeout
 	}
 	r := time.Until(d.end)
@@ -79,6 +83,14 @@ func (d *deadline) remaining() time.Duration {
 		r = 0
 	}
 	return r
+}
+
+// startAt starts a positive timeout's clock at now, unless it runs already: for a caller that
+// reads the clock anyway.
+func (d *deadline) startAt(now time.Time) {
+	if d.timeout > 0 && d.end.IsZero() {
+		d.end = now.Add(d.timeout)
+	}
 }
 
 // expired reports whether the caller must give up now, and with which errno: EAGAIN for a try-once
@@ -139,8 +151,8 @@ func Wait(word *uint32, expected uint32, timeout time.Duration) error {
 	if !wordOK(word) {
 		return &Error{Op: "wait", Errno: syscall.EINVAL, Detail: "nil or misaligned word"}
 	}
-	if !checkTimeout(timeout) {
-		return &Error{Op: "wait", Errno: syscall.EINVAL, Detail: "timeout " + timeout.String() + " (use Forever, TryOnce or a positive duration)"}
+	if err := badTimeout("wait", "", timeout); err != nil {
+		return err
 	}
 	if timeout == 0 {
 		if atomic.LoadUint32(word) == expected {

@@ -250,6 +250,13 @@ func TestDeadline(t *testing.T) {
 	if e, ok := dl.expired(); !ok || e != syscall.ETIMEDOUT {
 		t.Errorf("after the deadline: expired() = %v, %v", e, ok)
 	}
+	// startAt starts the clock once: a later start does not restart it.
+	dl = deadline{timeout: time.Hour}
+	dl.startAt(time.Now().Add(-2 * time.Hour))
+	dl.startAt(time.Now())
+	if e, ok := dl.expired(); !ok || e != syscall.ETIMEDOUT {
+		t.Errorf("an hour's deadline started two hours ago: expired() = %v, %v", e, ok)
+	}
 	if r := (&deadline{timeout: Forever}).bounded(-1); r != -1 {
 		t.Errorf("unbounded Forever = %v", r)
 	}

@@ -114,8 +114,8 @@ func (l *Lock) Init() error {
 // A free lock costs one compare-and-swap and no system call. A dead holder is noticed from /proc
 // within about 100 ms, at once for TryOnce.
 func (l *Lock) Acquire(timeout time.Duration) error {
-	if !checkTimeout(timeout) {
-		return &Error{Op: "lock_acquire", Errno: syscall.EINVAL, Detail: "timeout " + timeout.String()}
+	if err := badTimeout("lock_acquire", "", timeout); err != nil {
+		return err
 	}
 	dl := deadline{timeout: timeout}
 	e := l.acquire(&dl)

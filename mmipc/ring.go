@@ -153,15 +153,20 @@ func (q *Ring) fail(op string, e syscall.Errno, detail string) error {
 	return &Error{Op: op, Name: q.name, Errno: e, Detail: detail}
 }
 
-// usable checks what every call checks first: an open handle and a meaningful timeout.
-func (q *Ring) usable(op string, timeout time.Duration) error {
+// checkOpen is the EINVAL of every call on a closed handle, or nil.
+func (q *Ring) checkOpen(op string) error {
 	if q.closed {
 		return q.fail(op, syscall.EINVAL, "the ring handle is closed")
 	}
-	if !checkTimeout(timeout) {
-		return q.fail(op, syscall.EINVAL, "timeout "+timeout.String()+" (use Forever, TryOnce or a positive duration)")
-	}
 	return nil
+}
+
+// usable checks what every waiting call checks first: an open handle and a meaningful timeout.
+func (q *Ring) usable(op string, timeout time.Duration) error {
+	if err := q.checkOpen(op); err != nil {
+		return err
+	}
+	return badTimeout(op, q.name, timeout)
 }
 
 // recordLen is the bytes a message of n bytes takes in the buffer: header and payload rounded up to
@@ -173,20 +178,9 @@ func recordLen(n uint64) uint64 { return recordHeaderLen + (n+7)&^7 }
 // (no space), EBUSY (a Reserve is pending on this handle), EPROTO (the ring's control words are
 // damaged), EINVAL (closed handle, bad timeout).
 func (q *Ring) Send(msg []byte, timeout time.Duration) error {
-	const op = "ring_send"
-	if err := q.usable(op, timeout); err != nil {
+	t, pad, err := q.startSend("ring_send", len(msg), timeout)
+	if err != nil {
 		return err
-	}
-	if q.reserved {
-		return q.fail(op, syscall.EBUSY, "a reservation is pending on this handle: Commit it first")
-	}
-	if len(msg) > q.maxMsg {
-		return q.fail(op, syscall.EMSGSIZE, fmt.Sprintf("message of %d bytes; this ring carries at most %d", len(msg), q.maxMsg))
-	}
-	dl := deadline{timeout: timeout}
-	t, pad, e, detail := q.space(uint64(len(msg)), &dl)
-	if e != 0 {
-		return q.fail(op, e, detail)
 	}
 	copy(q.buf[(t+pad)&q.mask+recordHeaderLen:], msg)
 	q.publish(t, pad, uint64(len(msg)))
@@ -198,27 +192,35 @@ func (q *Ring) Send(msg []byte, timeout time.Duration) error {
 // (other senders wait), and the slice is valid until the Commit or Close. Errors as for Send, and
 // EINVAL for a negative n.
 func (q *Ring) Reserve(n int, timeout time.Duration) ([]byte, error) {
-	const op = "ring_reserve"
-	if err := q.usable(op, timeout); err != nil {
+	t, pad, err := q.startSend("ring_reserve", n, timeout)
+	if err != nil {
 		return nil, err
-	}
-	if q.reserved {
-		return nil, q.fail(op, syscall.EBUSY, "a reservation is pending on this handle: Commit it first")
-	}
-	if n < 0 {
-		return nil, q.fail(op, syscall.EINVAL, fmt.Sprintf("negative length %d", n))
-	}
-	if n > q.maxMsg {
-		return nil, q.fail(op, syscall.EMSGSIZE, fmt.Sprintf("message of %d bytes; this ring carries at most %d", n, q.maxMsg))
-	}
-	dl := deadline{timeout: timeout}
-	t, pad, e, detail := q.space(uint64(n), &dl)
-	if e != 0 {
-		return nil, q.fail(op, e, detail)
 	}
 	q.reserved, q.resvPos, q.resvPad, q.resvLen = true, t, pad, n
 	off := int((t+pad)&q.mask) + recordHeaderLen
 	return q.buf[off : off+n : off+n], nil
+}
+
+// startSend is the part Send and Reserve share: it checks the call, then holds the send side with
+// room for a message of n bytes, returning the tail and the padding before the message.
+func (q *Ring) startSend(op string, n int, timeout time.Duration) (t, pad uint64, err error) {
+	if err := q.usable(op, timeout); err != nil {
+		return 0, 0, err
+	}
+	switch {
+	case q.reserved:
+		return 0, 0, q.fail(op, syscall.EBUSY, "a reservation is pending on this handle: Commit it first")
+	case n < 0:
+		return 0, 0, q.fail(op, syscall.EINVAL, fmt.Sprintf("negative length %d", n))
+	case n > q.maxMsg:
+		return 0, 0, q.fail(op, syscall.EMSGSIZE, fmt.Sprintf("message of %d bytes; this ring carries at most %d", n, q.maxMsg))
+	}
+	dl := deadline{timeout: timeout}
+	t, pad, e, detail := q.space(uint64(n), &dl)
+	if e != 0 {
+		return 0, 0, q.fail(op, e, detail)
+	}
+	return t, pad, nil
 }
 
 // Commit is a zero-copy send, step 2: it publishes the reserved message with its final length n (at
@@ -227,8 +229,8 @@ func (q *Ring) Reserve(n int, timeout time.Duration) ([]byte, error) {
 // published).
 func (q *Ring) Commit(n int) error {
 	const op = "ring_commit"
-	if q.closed {
-		return q.fail(op, syscall.EINVAL, "the ring handle is closed")
+	if err := q.checkOpen(op); err != nil {
+		return err
 	}
 	if !q.reserved {
 		return q.fail(op, syscall.EINVAL, "no reservation pending")
@@ -326,10 +328,9 @@ func (q *Ring) Recv(buf []byte, timeout time.Duration) (int, error) {
 	if q.peeked {
 		return 0, q.fail(op, syscall.EBUSY, "a peek is pending on this handle: Release it first")
 	}
-	dl := deadline{timeout: timeout}
-	off, n, next, e, detail := q.next(&dl)
-	if e != 0 {
-		return 0, q.fail(op, e, detail)
+	off, n, next, err := q.startRecv(op, timeout)
+	if err != nil {
+		return 0, err
 	}
 	if n > len(buf) {
 		q.exit(&q.recv)
@@ -350,10 +351,9 @@ func (q *Ring) Peek(timeout time.Duration) ([]byte, error) {
 		return nil, err
 	}
 	if !q.peeked {
-		dl := deadline{timeout: timeout}
-		off, n, next, e, detail := q.next(&dl)
-		if e != 0 {
-			return nil, q.fail(op, e, detail)
+		off, n, next, err := q.startRecv(op, timeout)
+		if err != nil {
+			return nil, err
 		}
 		q.peeked, q.peekOff, q.peekLen, q.peekNext = true, off, n, next
 	}
@@ -364,8 +364,8 @@ func (q *Ring) Peek(timeout time.Duration) ([]byte, error) {
 // nothing is peeked.
 func (q *Ring) Release() error {
 	const op = "ring_release"
-	if q.closed {
-		return q.fail(op, syscall.EINVAL, "the ring handle is closed")
+	if err := q.checkOpen(op); err != nil {
+		return err
 	}
 	if !q.peeked {
 		return q.fail(op, syscall.EINVAL, "nothing peeked")
@@ -373,6 +373,17 @@ func (q *Ring) Release() error {
 	q.peeked = false
 	q.consume(q.peekNext)
 	return nil
+}
+
+// startRecv is the part Recv and Peek share once the call is checked: next with the timeout, its
+// failure as op's error.
+func (q *Ring) startRecv(op string, timeout time.Duration) (off, n int, next uint64, err error) {
+	dl := deadline{timeout: timeout}
+	off, n, next, e, detail := q.next(&dl)
+	if e != 0 {
+		return 0, 0, 0, q.fail(op, e, detail)
+	}
+	return off, n, next, nil
 }
 
 // next holds the receive side and waits for a message. It returns the payload's buffer offset and
@@ -684,8 +695,8 @@ func waitChange(pos *uint64, word, sleepers *uint32, seen uint64, sp *spinner, d
 	if atomic.LoadUint64(pos) != seen {
 		return 0
 	}
-	dl.remaining() // a positive timeout counts from here, spin included
 	start := time.Now()
+	dl.startAt(start) // a positive timeout counts from here, spin included
 	budget := sp.budget
 	if budget == 0 {
 		if sp.waits++; sp.waits%spinProbeEvery == 0 {

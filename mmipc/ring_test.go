@@ -1801,3 +1801,77 @@ func TestRingLonePadding(t *testing.T) {
 		t.Fatalf("tail %d head %d", tl, hd)
 	}
 }
+
+// TestRingCreateOpenErrors: a capacity outside 1 B to 1 GiB is EINVAL, and a region that is not a
+// ring, or whose control block does not validate, is EPROTO, each with the reason in Detail.
+func TestRingCreateOpenErrors(t *testing.T) {
+	d := testDir(t)
+	for _, c := range []int{0, -1, MaxRingCapacity + 1} {
+		q, err := d.CreateRing("bad", c, 0)
+		if e := wantErr(t, err, "ring_create", "bad", syscall.EINVAL); e.Detail == "" || q != nil {
+			t.Errorf("CreateRing(capacity %d): detail %q, ring %v", c, e.Detail, q)
+		}
+	}
+	_, err := d.OpenRing("missing")
+	wantErr(t, err, "ring_open", "missing", syscall.ENOENT)
+
+	plain, err := d.Create("plain", RingControlSize+MinRingCapacity, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain.Close()
+	_, err = d.OpenRing("plain")
+	if e := wantErr(t, err, "ring_open", "plain", syscall.EPROTO); e.Detail == "" {
+		t.Error("OpenRing of a plain region: no detail")
+	}
+
+	q, err := d.CreateRing("damaged", 1024, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.region.Bytes()[ringOffCapacity]++ // the checksum no longer matches
+	q.Close()
+	_, err = d.OpenRing("damaged")
+	if e := wantErr(t, err, "ring_open", "damaged", syscall.EPROTO); e.Detail == "" {
+		t.Error("OpenRing of a damaged ring: no detail")
+	}
+}
+
+// TestRingCommitTailMoved: a tail that moved under a reservation (someone scribbled on it) makes
+// Commit EPROTO, publishes nothing, and lets go of the send side.
+func TestRingCommitTailMoved(t *testing.T) {
+	f := newRingFixture(t, 1024)
+	s, r := f.q, f.open()
+	if _, err := s.Reserve(8, TryOnce); err != nil {
+		t.Fatal(err)
+	}
+	atomic.StoreUint64(s.tail, 64)
+	wantRingErr(t, s.Commit(8), "ring_commit", s, syscall.EPROTO)
+	if tl, _ := positions(s); tl != 64 {
+		t.Fatalf("Commit published over a moved tail: tail %d", tl)
+	}
+	if _, _, inOp, _ := sideWords(&s.send); inOp != 0 || s.send.held != holdNone || s.reserved {
+		t.Fatalf("after the failed Commit: in_op %d, held %d, reserved %v", inOp, s.send.held, s.reserved)
+	}
+	wantRingErr(t, s.Commit(0), "ring_commit", s, syscall.EINVAL) // the reservation is gone
+	_, err := r.Recv(nil, TryOnce)
+	wantRingErr(t, err, "ring_recv", r, syscall.EPROTO) // the tail points at no record
+}
+
+// TestRingHotPathAllocs: an uncontended Send and Recv allocate nothing.
+func TestRingHotPathAllocs(t *testing.T) {
+	f := newRingFixture(t, 4096)
+	s, r := f.q, f.open()
+	msg, buf := make([]byte, 100), make([]byte, 100)
+	allocs := testing.AllocsPerRun(1000, func() {
+		if err := s.Send(msg, Forever); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Recv(buf, TryOnce); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("Send and Recv allocate %v times a message", allocs)
+	}
+}

@@ -57,10 +57,10 @@ const (
 )
 
 // ringCapacity rounds a requested capacity up to the ring's power of two, or explains why it
-// cannot.
+// cannot (an EINVAL reason).
 func ringCapacity(requested int) (int, error) {
 	if requested <= 0 || requested > MaxRingCapacity {
-		return 0, fmt.Errorf("capacity %d: must be 1 to %d bytes", requested, MaxRingCapacity)
+		return 0, reason{syscall.EINVAL, fmt.Sprintf("capacity %d: must be 1 to %d bytes", requested, MaxRingCapacity)}
 	}
 	c := MinRingCapacity
 	for c < requested {
@@ -88,33 +88,33 @@ func encodeRingControl(data []byte, capacity int) {
 }
 
 // checkRingControl validates a ring region: the header flag and the control block against the
-// region's data size. It returns the capacity, or a detail for an EPROTO error.
+// region's data size. It returns the capacity, or why the region is not a ring (an EPROTO reason).
 func checkRingControl(h Header, data []byte) (int, error) {
 	if h.Flags&FlagRing == 0 {
-		return 0, fmt.Errorf("the region is not a ring (header flags %#x)", h.Flags)
+		return 0, notRegion(fmt.Sprintf("the region is not a ring (header flags %#x)", h.Flags))
 	}
 	if len(data) < RingControlSize {
-		return 0, fmt.Errorf("data of %d bytes is too short for a ring control block", len(data))
+		return 0, notRegion(fmt.Sprintf("data of %d bytes is too short for a ring control block", len(data)))
 	}
 	if string(data[ringOffMagic:ringOffMagic+len(RingMagic)]) != RingMagic {
-		return 0, fmt.Errorf("bad ring magic %q", data[ringOffMagic:ringOffMagic+len(RingMagic)])
+		return 0, notRegion(fmt.Sprintf("bad ring magic %q", data[ringOffMagic:ringOffMagic+len(RingMagic)]))
 	}
 	ne := binary.NativeEndian
 	if v := ne.Uint32(data[ringOffVersion:]); v != RingVersion {
-		return 0, fmt.Errorf("unknown ring version %d (this library speaks %d)", v, RingVersion)
+		return 0, notRegion(fmt.Sprintf("unknown ring version %d (this library speaks %d)", v, RingVersion))
 	}
 	if got, want := ne.Uint32(data[ringOffCRC:]), crc32.ChecksumIEEE(data[:ringCRCCovers]); got != want {
-		return 0, fmt.Errorf("ring checksum %#08x, computed %#08x: control block damaged", got, want)
+		return 0, notRegion(fmt.Sprintf("ring checksum %#08x, computed %#08x: control block damaged", got, want))
 	}
 	if cs := ne.Uint32(data[ringOffControlSize:]); cs != RingControlSize {
-		return 0, fmt.Errorf("ring control size %d (want %d)", cs, RingControlSize)
+		return 0, notRegion(fmt.Sprintf("ring control size %d (want %d)", cs, RingControlSize))
 	}
 	c := ne.Uint64(data[ringOffCapacity:])
 	if c < MinRingCapacity || c > MaxRingCapacity || c&(c-1) != 0 {
-		return 0, fmt.Errorf("ring capacity %d is not a power of two in [%d, %d]", c, MinRingCapacity, MaxRingCapacity)
+		return 0, notRegion(fmt.Sprintf("ring capacity %d is not a power of two in [%d, %d]", c, MinRingCapacity, MaxRingCapacity))
 	}
 	if uint64(len(data)) != RingControlSize+c {
-		return 0, fmt.Errorf("ring of capacity %d needs %d data bytes; the region has %d", c, RingControlSize+c, len(data))
+		return 0, notRegion(fmt.Sprintf("ring of capacity %d needs %d data bytes; the region has %d", c, RingControlSize+c, len(data)))
 	}
 	return int(c), nil
 }
@@ -124,7 +124,7 @@ func (d Dir) createRingRegion(name string, capacity int, perm fs.FileMode) (*Reg
 	c, err := ringCapacity(capacity)
 	if err != nil {
 		path, _ := d.resolve(name)
-		return nil, 0, &Error{Op: "ring_create", Name: name, Path: path, Errno: syscall.EINVAL, Detail: err.Error()}
+		return nil, 0, &Error{Op: "ring_create", Name: name, Path: path, Errno: errnoOf(err), Detail: detailOf(err)}
 	}
 	r, err := d.create("ring_create", name, RingControlSize+c, perm, FlagRing, func(data []byte) { encodeRingControl(data, c) })
 	if err != nil {
@@ -143,7 +143,7 @@ func (d Dir) openRingRegion(name string) (*Region, int, error) {
 	if err != nil {
 		r.Close()
 		path, _ := d.resolve(name)
-		return nil, 0, &Error{Op: "ring_open", Name: name, Path: path, Errno: syscall.EPROTO, Detail: err.Error()}
+		return nil, 0, &Error{Op: "ring_open", Name: name, Path: path, Errno: errnoOf(err), Detail: detailOf(err)}
 	}
 	return r, c, nil
 }

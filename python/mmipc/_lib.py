@@ -114,14 +114,15 @@ ring_recv_fast = _fast.mmipc_ring_recv
 ring_recv_fast.restype = ctypes.c_ssize_t
 
 
-def raise_last():
-    """Raises the OSError for the C call that just failed: errno and mmipc_last_error().
+def raise_last(cls=OSError):
+    """Raises the OSError (or subclass cls) for the C call that just failed: errno and
+    mmipc_last_error().
 
     OSError(errno, msg) becomes FileExistsError, FileNotFoundError, PermissionError, ... as for
     the os module."""
     err = ctypes.get_errno()
     msg = lib.mmipc_last_error().decode(errors="replace")
-    raise OSError(err, msg or os.strerror(err))
+    raise cls(err, msg or os.strerror(err))
 
 
 def encode(arg, what):

@@ -125,10 +125,7 @@ class Lock:
         """Takes the lock. Returns True; raises OwnerDeadError (holding the lock), TimeoutError,
         BlockingIOError (timeout 0), or OSError ENOTRECOVERABLE / EPROTO."""
         if lib.mmipc_lock_acquire(self._addr, _timeout_ns(timeout)) != 0:
-            err = ctypes.get_errno()
-            if err == errno.EOWNERDEAD:
-                raise OwnerDeadError(err, lib.mmipc_last_error().decode(errors="replace"))
-            raise_last()
+            raise_last(OwnerDeadError if ctypes.get_errno() == errno.EOWNERDEAD else OSError)
         return True
 
     def consistent(self):
@@ -151,6 +148,10 @@ class Lock:
 
     def __exit__(self, *exc):
         self.release()
+
+
+def _closed():
+    return ValueError("mmipc: operation on a closed ring")
 
 
 class Ring:
@@ -181,7 +182,7 @@ class Ring:
 
     def _handle(self):
         if self._q is None:
-            raise ValueError("mmipc: operation on a closed ring")
+            raise _closed()
         return self._q
 
     def send(self, data, timeout=None):
@@ -190,7 +191,7 @@ class Ring:
         exceeds max_message."""
         h = self._h
         if h is None:
-            raise ValueError("mmipc: operation on a closed ring")
+            raise _closed()
         if type(data) is bytes:  # the fast path: no conversion at all
             ptr, n = data, len(data)
         else:
@@ -204,7 +205,7 @@ class Ring:
         """Takes the next message and returns it as bytes."""
         h = self._h
         if h is None:
-            raise ValueError("mmipc: operation on a closed ring")
+            raise _closed()
         t = _FOREVER if timeout is None else _timeout_obj(timeout)
         while True:
             n = ring_recv_fast(h, self._rbuf, self._rcap, t)
@@ -218,7 +219,8 @@ class Ring:
 
     def recv_into(self, buffer, timeout=None):
         """Takes the next message into a writable buffer; returns its length. OSError(EMSGSIZE)
-        when the buffer is too small (the message stays in the ring)."""
+        when the buffer is too small (the message stays in the ring); TypeError for a read-only
+        buffer."""
         q = self._handle()
         view = memoryview(buffer).cast("B")
         n = view.nbytes

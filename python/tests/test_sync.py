@@ -92,6 +92,11 @@ class WaitNotifyTest(unittest.TestCase):
             mmipc.wait(self.r.buf, 0, 0, timeout="1")
         with self.assertRaises(OSError):
             mmipc.wait(bytes(8), 0, 0, 0)  # read-only buffer
+        for call in (lambda: mmipc.wait(self.r.buf.toreadonly(), 0, 0, 0),
+                     lambda: mmipc.notify(self.r.buf.toreadonly(), 0)):
+            with self.assertRaises(OSError) as cm:
+                call()
+            self.assertEqual(cm.exception.errno, errno.EINVAL)
 
 
 class LockTest(unittest.TestCase):
@@ -143,6 +148,12 @@ class LockTest(unittest.TestCase):
                 pass
             os.waitpid(pid, 0)
 
+    def test_bad_timeouts(self):
+        for bad, exc in ((-1, ValueError), (float("nan"), ValueError), ("1", TypeError), (True, TypeError)):
+            with self.assertRaises(exc):
+                self.lock.acquire(timeout=bad)
+        self.assertEqual(struct.unpack_from("=Q", self.r.buf, 64)[0], 0)  # never taken
+
     def test_with_reports_a_dead_owner_and_unrepaired_release_is_fatal(self):
         pid = os.fork()
         if pid == 0:
@@ -186,6 +197,9 @@ class LockTest(unittest.TestCase):
             with self.assertRaises(OSError) as cm:
                 mmipc.Lock(self.r.buf, off)
             self.assertEqual(cm.exception.errno, errno.EINVAL)
+        with self.assertRaises(OSError) as cm:
+            mmipc.Lock(self.r.buf.toreadonly(), 64)  # a lock must be writable
+        self.assertEqual(cm.exception.errno, errno.EINVAL)
         struct.pack_into("=I", self.r.buf, 64 + 16, 0x80)  # unknown state bit
         with self.assertRaises(OSError) as cm:
             self.lock.acquire(timeout=0)
@@ -275,6 +289,40 @@ class RingTest(unittest.TestCase):
         with self.assertRaises(OSError) as cm:
             self.q.release()
         self.assertEqual(cm.exception.errno, errno.EINVAL)
+
+    def test_closed_ring_raises_value_error(self):
+        other = mmipc.open_ring("q")
+        other.close()
+        for call in (lambda: other.send(b"x"), lambda: other.recv(0), lambda: other.recv_into(bytearray(8), 0),
+                     lambda: other.reserve(1, 0), lambda: other.commit(0), lambda: other.peek(0),
+                     other.release):
+            with self.assertRaises(ValueError):
+                call()
+
+    def test_bad_timeouts(self):
+        self.q.send(b"kept")
+        calls = (lambda t: self.q.send(b"x", t), lambda t: self.q.recv(t), lambda t: self.q.recv_into(bytearray(8), t),
+                 lambda t: self.q.reserve(1, t), lambda t: self.q.peek(t))
+        for bad, exc in ((-1, ValueError), (-0.5, ValueError), (float("nan"), ValueError), ("1", TypeError),
+                         (True, TypeError), (b"", TypeError)):
+            for call in calls:
+                with self.assertRaises(exc, msg=f"timeout {bad!r}"):
+                    call(bad)
+        self.assertEqual(self.q.recv(timeout=0), b"kept")  # nothing sent, nothing taken
+        with self.assertRaises(BlockingIOError):
+            self.q.recv(timeout=0)
+
+    def test_recv_into_read_only_buffer(self):
+        self.q.send(b"stays")
+        with self.assertRaises(TypeError):
+            self.q.recv_into(bytes(8), timeout=0)
+        self.assertEqual(self.q.recv(timeout=0), b"stays")
+
+    def test_bad_sizes(self):
+        for call in (lambda: self.q.reserve(-1, 0), lambda: self.q.reserve(2**64, 0), lambda: self.q.commit(-1)):
+            with self.assertRaises(OSError) as cm:
+                call()
+            self.assertEqual(cm.exception.errno, errno.EINVAL)
 
     def test_close_abandons_a_reservation(self):
         other = mmipc.open_ring("q")
