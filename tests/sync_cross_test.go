@@ -358,16 +358,7 @@ func TestSyncCrossOwnerDeath(t *testing.T) {
 						holder.killHolder(t)
 						surv = startSync(t, dir, y, "survive", syncRegionName, fmt.Sprint(deathRounds), "noprobe")
 					}
-					finishSync(t, surv)
-					if k := surv.intField(t, "ownerdead"); k != 1 {
-						t.Fatalf("%s: %d EOWNERDEADs, want exactly 1", surv.label, k)
-					}
-					third := startSync(t, dir, otherLang(x, y), "survive", syncRegionName, fmt.Sprint(deathRounds), "noprobe")
-					finishSync(t, third)
-					if k := third.intField(t, "ownerdead"); k != 0 {
-						t.Errorf("%s (after the repair): %d EOWNERDEADs, want 0", third.label, k)
-					}
-					checkRepaired(t, b, 2*deathRounds)
+					checkTakeover(t, dir, b, surv, otherLang(x, y))
 				})
 			}
 		}
@@ -437,16 +428,7 @@ func TestSyncCrossOwnerDeathZombie(t *testing.T) {
 				if err := syscall.Kill(child, syscall.SIGKILL); err != nil {
 					t.Fatal(err)
 				}
-				finishSync(t, parent)
-				if k := parent.intField(t, "ownerdead"); k != 1 {
-					t.Fatalf("%s: %d EOWNERDEADs, want 1", parent.label, k)
-				}
-				third := startSync(t, dir, otherLang(l, l), "survive", syncRegionName, fmt.Sprint(deathRounds), "noprobe")
-				finishSync(t, third)
-				if k := third.intField(t, "ownerdead"); k != 0 {
-					t.Errorf("%s (after the repair): %d EOWNERDEADs, want 0", third.label, k)
-				}
-				checkRepaired(t, b, 2*deathRounds)
+				checkTakeover(t, dir, b, parent, otherLang(l, l))
 			})
 		}
 	}
@@ -509,4 +491,21 @@ func TestSyncCrossWaitTimeouts(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkTakeover finishes the survivor of a killed holder, which must have taken the lock over with
+// EOWNERDEAD exactly once; then a fresh process in language third must find the lock repaired (no
+// EOWNERDEAD), and the counts of both must add up.
+func checkTakeover(t *testing.T, dir string, b []byte, surv *syncProc, third string) {
+	t.Helper()
+	finishSync(t, surv)
+	if k := surv.intField(t, "ownerdead"); k != 1 {
+		t.Fatalf("%s: %d EOWNERDEADs, want exactly 1", surv.label, k)
+	}
+	next := startSync(t, dir, third, "survive", syncRegionName, fmt.Sprint(deathRounds), "noprobe")
+	finishSync(t, next)
+	if k := next.intField(t, "ownerdead"); k != 0 {
+		t.Errorf("%s (after the repair): %d EOWNERDEADs, want 0", next.label, k)
+	}
+	checkRepaired(t, b, 2*deathRounds)
 }
