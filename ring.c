@@ -1,7 +1,8 @@
 /* The message ring (docs/PROTOCOL.md, "Ring"): records in a byte buffer after a 512-byte control
  * block, a lock-free path for a side owned by one handle, a lock for shared sides, and blocking by
- * an adaptive spin (or a yield, on a CPU shared with the peer), then a futex. Only mmipc_ring_create and mmipc_ring_open enter Go (to make and
- * validate the region); everything else is plain C and works in a forked child.
+ * an adaptive spin (or a yield, on a CPU shared with the peer), then a futex. Only
+ * mmipc_ring_create and mmipc_ring_open enter Go (to make and validate the region); everything else
+ * is plain C and works in a forked child.
  *
  * Shared memory is hostile input: every word read from the ring is read once into a local and
  * checked before it is used as a length or an index; a bad one is EPROTO, never an access outside
@@ -132,9 +133,7 @@ static inline _Atomic uint64_t *header_at(const struct mmipc_ring *q, uint64_t p
 
 /* ---- errors ---- */
 
-__attribute__((format(printf, 3, 4))) static int fail(const char *call, int err, const char *fmt, ...);
-
-static int fail(const char *call, int err, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int fail(const char *call, int err, const char *fmt, ...)
 {
 	if (err == EAGAIN || err == ETIMEDOUT) {
 		errno = err; /* expected outcomes on hot paths: no message */
@@ -153,10 +152,7 @@ static int bad_args(const char *call, int64_t timeout_ns, const mmipc_ring *q)
 {
 	if (q == NULL)
 		return fail(call, EINVAL, "ring handle is NULL");
-	if (!mmipc__timeout_valid(timeout_ns))
-		return fail(call, EINVAL, "invalid timeout %lld ns (-1 forever, 0 try once, > 0 nanoseconds)",
-			    (long long)timeout_ns);
-	return 0;
+	return mmipc__check_timeout(call, timeout_ns) ? 0 : -1;
 }
 
 /* ---- fork ---- */
@@ -380,7 +376,8 @@ static inline int find_room(struct mmipc_ring *q, uint64_t rec, uint64_t *t_out,
 
 /* Reads and checks the next message's record. Returns 0 with *pos (its position), *len and *next
  * (head after it, past any padding before it), 1 when there is none (*seen: the tail to wait on),
- * or -EPROTO. */
+ * or -EPROTO. An EPROTO drops the cached tail: the damage may be in it (a scribbled tail read
+ * earlier), and a cached bad value would fail every later call, even after the ring is repaired. */
 static inline int next_record(struct mmipc_ring *q, uint64_t *pos, uint32_t *len_out, uint64_t *next, uint64_t *seen)
 {
 	struct ring_control *c = q->ctl;
@@ -391,7 +388,7 @@ static inline int next_record(struct mmipc_ring *q, uint64_t *pos, uint32_t *len
 		q->rx.peer_pos = t;
 	}
 	if (((h | t) & 7) != 0 || t - h > q->cap)
-		return -EPROTO;
+		goto damaged;
 	for (int paddings = 0;; paddings++) {
 		if (h == t) {
 			*seen = t;
@@ -401,24 +398,27 @@ static inline int next_record(struct mmipc_ring *q, uint64_t *pos, uint32_t *len
 		uint64_t hdr = atomic_load_explicit(header_at(q, h), memory_order_relaxed); /* once */
 		uint32_t len = (uint32_t)hdr, tag = (uint32_t)(hdr >> 32);
 		if (tag >> 8 != ((uint32_t)(h >> 3) & 0xFFFFFFu))
-			return -EPROTO;
+			goto damaged;
 		if ((tag & 0xFF) == RECORD_PADDING && paddings == 0) {
 			/* Padding runs exactly to the buffer's end, inside what was published. */
 			if ((uint64_t)len + RECORD_HEADER != q->cap - off || q->cap - off > t - h)
-				return -EPROTO;
+				goto damaged;
 			h += q->cap - off;
 			continue;
 		}
 		if ((tag & 0xFF) != RECORD_MESSAGE || len > q->max_msg)
-			return -EPROTO;
+			goto damaged;
 		uint64_t rec = RECORD_HEADER + round8(len);
 		if (off + rec > q->cap || rec > t - h)
-			return -EPROTO;
+			goto damaged;
 		*pos = h;
 		*len_out = len;
 		*next = h + rec;
 		return 0;
 	}
+damaged:
+	q->rx.peer_pos = atomic_load_explicit(&c->head, memory_order_relaxed); /* h == t: reload next time */
+	return -EPROTO;
 }
 
 /* After publishing: 1 when peers are counted as sleeping on the word. The count is read without a
@@ -462,22 +462,33 @@ static int enter_failed(const char *call, int err)
 
 /* ---- sending ---- */
 
-/* Enters the send side with room for a record of rec bytes: the side held (*how), the tail and
- * padding found. 0 or -1 with errno. (send_checks, send_begin and recv_begin are forced inline:
- * the calls cost about 10 ns of a 250 ns round trip.) */
-static inline __attribute__((always_inline)) int send_begin(struct mmipc_ring *q, const char *call, uint64_t rec, int64_t timeout_ns, int *how,
-		      uint64_t *t, uint64_t *pad)
+/* The common start of send and reserve: checks the arguments, enters the send side with room for
+ * a message of len bytes (waiting as timeout_ns allows) and writes the padding record, if any.
+ * Returns 0 with the side held (*how), the tail found (*t) and the record's position (*p, after the
+ * padding); or -1 with errno. (send_begin and recv_begin are forced inline: the calls cost about
+ * 10 ns of a 250 ns round trip.) */
+static inline __attribute__((always_inline)) int send_begin(struct mmipc_ring *q, const char *call, size_t len,
+							    int64_t timeout_ns, int *how, uint64_t *t, uint64_t *p)
 {
+	if (bad_args(call, timeout_ns, q) != 0)
+		return -1;
+	adopt(q);
+	if (q->res_pending)
+		return fail(call, EBUSY, "a reservation is pending on this handle (mmipc_ring_commit it first)");
+	if (len > q->max_msg)
+		return fail(call, EMSGSIZE, "message of %zu bytes is larger than the ring's largest, %llu bytes", len,
+			    (unsigned long long)q->max_msg);
+	uint64_t rec = RECORD_HEADER + round8(len), pad = 0;
 	struct mmipc__deadline d = mmipc__deadline_make(timeout_ns);
 	for (;;) {
 		int h = side_enter(q, &q->tx, &d);
 		if (__builtin_expect(h < 0, 0))
 			return enter_failed(call, -h);
 		uint64_t seen;
-		int r = find_room(q, rec, t, pad, &seen);
+		int r = find_room(q, rec, t, &pad, &seen);
 		if (__builtin_expect(r == 0, 1)) {
 			*how = h;
-			return 0;
+			break;
 		}
 		side_leave(&q->tx, h);
 		if (r < 0)
@@ -488,14 +499,12 @@ static inline __attribute__((always_inline)) int send_begin(struct mmipc_ring *q
 		if (w != 0)
 			return fail(call, w, "%s", strerror(w));
 	}
-}
-
-/* Writes the padding record (if any) of a send that found tail t. */
-static inline void write_padding(struct mmipc_ring *q, uint64_t t, uint64_t pad)
-{
 	if (pad != 0)
-		atomic_store_explicit(header_at(q, t), record_header((uint32_t)(pad - RECORD_HEADER), RECORD_PADDING, t),
+		atomic_store_explicit(header_at(q, *t),
+				      record_header((uint32_t)(pad - RECORD_HEADER), RECORD_PADDING, *t),
 				      memory_order_relaxed);
+	*p = *t + pad;
+	return 0;
 }
 
 /* Writes the message header at p and publishes the tail past it; then leaves and wakes. */
@@ -509,32 +518,15 @@ static inline void send_publish(struct mmipc_ring *q, int how, uint64_t p, uint3
 		mmipc__wake_sleepers(&q->ctl->recv_sleepers, &q->ctl->tail);
 }
 
-static inline __attribute__((always_inline)) int send_checks(mmipc_ring *q, const char *call, size_t len, int64_t timeout_ns)
-{
-	if (bad_args(call, timeout_ns, q) != 0)
-		return -1;
-	adopt(q);
-	if (q->res_pending)
-		return fail(call, EBUSY, "a reservation is pending on this handle (mmipc_ring_commit it first)");
-	if (len > q->max_msg)
-		return fail(call, EMSGSIZE, "message of %zu bytes is larger than the ring's largest, %llu bytes", len,
-			    (unsigned long long)q->max_msg);
-	return 0;
-}
-
 int mmipc_ring_send(mmipc_ring *q, const void *msg, size_t len, int64_t timeout_ns)
 {
 	const char *call = "mmipc_ring_send";
 	if (q != NULL && msg == NULL && len > 0)
 		return fail(call, EINVAL, "msg is NULL with len %zu", len);
-	if (send_checks(q, call, len, timeout_ns) != 0)
-		return -1;
 	int how = 0;
-	uint64_t t = 0, pad = 0;
-	if (send_begin(q, call, RECORD_HEADER + round8(len), timeout_ns, &how, &t, &pad) != 0)
+	uint64_t t = 0, p = 0;
+	if (send_begin(q, call, len, timeout_ns, &how, &t, &p) != 0)
 		return -1;
-	write_padding(q, t, pad);
-	uint64_t p = t + pad;
 	if (len > 0) /* msg may be NULL then */
 		memcpy(q->buf + (p & q->mask) + RECORD_HEADER, msg, len);
 	send_publish(q, how, p, (uint32_t)len);
@@ -544,17 +536,14 @@ int mmipc_ring_send(mmipc_ring *q, const void *msg, size_t len, int64_t timeout_
 void *mmipc_ring_reserve(mmipc_ring *q, size_t len, int64_t timeout_ns)
 {
 	const char *call = "mmipc_ring_reserve";
-	if (send_checks(q, call, len, timeout_ns) != 0)
-		return NULL;
 	int how = 0;
-	uint64_t t = 0, pad = 0;
-	if (send_begin(q, call, RECORD_HEADER + round8(len), timeout_ns, &how, &t, &pad) != 0)
+	uint64_t t = 0, p = 0;
+	if (send_begin(q, call, len, timeout_ns, &how, &t, &p) != 0)
 		return NULL;
-	write_padding(q, t, pad);
 	q->res_pending = 1;
 	q->res_how = how;
 	q->res_tail = t;
-	q->res_pos = t + pad;
+	q->res_pos = p;
 	q->res_len = len;
 	return q->buf + (q->res_pos & q->mask) + RECORD_HEADER;
 }
@@ -582,7 +571,8 @@ int mmipc_ring_commit(mmipc_ring *q, size_t len)
 
 /* ---- receiving ---- */
 
-/* Enters the receive side with a message available: the side held (*how), the record checked. */
+/* Enters the receive side with a message available: the side held (*how), the record checked.
+ * 0 or -1 with errno. */
 static inline __attribute__((always_inline)) int recv_begin(struct mmipc_ring *q, const char *call, int64_t timeout_ns, int *how, uint64_t *pos,
 		      uint32_t *len, uint64_t *next)
 {

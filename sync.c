@@ -207,8 +207,6 @@ int mmipc__futex_wake(const void *word, int n)
 
 /* ---- spinning and waiting ---- */
 
-int mmipc__current_cpu(void) { return sched_getcpu(); }
-
 void mmipc__note_cpu(_Atomic uint32_t *word)
 {
 	int cpu = sched_getcpu();
@@ -271,9 +269,6 @@ static int spin_phase(_Atomic uint64_t *word, uint64_t seen, int64_t *history, i
 	}
 }
 
-/* The peer last ran on this CPU, so it cannot run while we spin, but it may well be runnable
- * here: give it the CPU and look again, up to the allowance (1 when the word changed). A yield
- * may last another process's whole time slice: none starts past the deadline. */
 /* True when this thread may run on one CPU only. Yielding to a peer on our CPU pays only then: an
  * unpinned pair that yields to each other stays on one CPU (each is always runnable and cache-hot,
  * so the balancer leaves them be), 3 µs a round trip, where sleeping lets the scheduler wake the
@@ -290,14 +285,20 @@ static int pinned_to_one_cpu(void)
 	return pinned;
 }
 
+/* The peer last ran on this CPU, so it cannot run while we spin, but it may well be runnable
+ * here: give it the CPU and look again, up to the allowance (1 when the word changed). A yield
+ * may last another process's whole time slice: none starts past the deadline. */
 static int yield_phase(_Atomic uint64_t *word, uint64_t seen, struct mmipc__spin *spin, struct mmipc__deadline *d)
 {
 	int allowed = spin->yields;
 	if (allowed == 0 && ++spin->yield_waits % MMIPC__YIELD_PROBE_EVERY == 0)
 		allowed = 1;
 	for (int i = 0; i < allowed; i++) {
-		if (d->timeout > 0 && mmipc__now_ns() >= mmipc__deadline_at(d, 0))
-			return 0;
+		if (d->timeout > 0) {
+			int64_t now = mmipc__now_ns(); /* one clock read, also for the deadline's first use */
+			if (now >= mmipc__deadline_at(d, now))
+				return 0;
+		}
 		sched_yield();
 		if (atomic_load_explicit(word, memory_order_acquire) != seen) {
 			spin->yields = MMIPC__YIELD_MAX;
@@ -340,7 +341,7 @@ int mmipc__await_change(_Atomic uint64_t *word, uint64_t seen, _Atomic uint32_t 
 	int same_cpu = 0;
 	if (spin->check_cpu) {
 		uint32_t pc = atomic_load_explicit(peer_cpu, memory_order_relaxed);
-		int cpu = mmipc__current_cpu();
+		int cpu = sched_getcpu(); /* a few ns with rseq: read only while check_cpu is set */
 		same_cpu = pc != MMIPC__CPU_UNKNOWN && cpu >= 0 && (uint32_t)cpu == pc;
 		if (cpu >= 0 && atomic_load_explicit(own_cpu, memory_order_relaxed) != (uint32_t)cpu)
 			atomic_store_explicit(own_cpu, (uint32_t)cpu, memory_order_relaxed);
@@ -359,8 +360,10 @@ int mmipc__await_change(_Atomic uint64_t *word, uint64_t seen, _Atomic uint32_t 
 			return 0;
 	}
 
-	int64_t until = mmipc__deadline_at(d, 0);
-	if (until != MMIPC__NEVER && mmipc__now_ns() >= until)
+	/* One clock read serves the deadline's first use, this check and the first sleep's bound. */
+	int64_t now = mmipc__now_ns();
+	int64_t until = mmipc__deadline_at(d, now);
+	if (now >= until)
 		return ETIMEDOUT; /* before counting in: a wait that cannot sleep leaves no count behind */
 	int r = 0, slept = 0;
 	int64_t bound = MMIPC__SLEEP_FIRST_NS;
@@ -368,11 +371,6 @@ int mmipc__await_change(_Atomic uint64_t *word, uint64_t seen, _Atomic uint32_t 
 	for (;;) {
 		if (atomic_load_explicit(word, memory_order_acquire) != seen)
 			break;
-		int64_t now = mmipc__now_ns();
-		if (now >= until) {
-			r = ETIMEDOUT;
-			break;
-		}
 		/* Every sleep is bounded: a waker that published the very word we saw and read the count
 		 * late (it was preempted in between) may have swapped our count to 0 and woken nobody,
 		 * since we were not asleep yet. */
@@ -380,6 +378,11 @@ int mmipc__await_change(_Atomic uint64_t *word, uint64_t seen, _Atomic uint32_t 
 		mmipc__futex_wait(word, (uint32_t)seen, until - now > bound ? now + bound : until);
 		if (atomic_load_explicit(word, memory_order_acquire) != seen)
 			break;
+		now = mmipc__now_ns();
+		if (now >= until) {
+			r = ETIMEDOUT;
+			break;
+		}
 		/* Woken for nothing, interrupted or timed out: when the count was taken, count in again
 		 * (its first sleep short again), else sleep longer. */
 		if (atomic_load(sleepers) == 0) {
@@ -431,9 +434,9 @@ static int word_ok(const char *call, const uint32_t *word)
 	return 1;
 }
 
-static int timeout_ok(const char *call, int64_t timeout_ns)
+int mmipc__check_timeout(const char *call, int64_t timeout_ns)
 {
-	if (mmipc__timeout_valid(timeout_ns))
+	if (timeout_ns >= -1)
 		return 1;
 	mmipc__set_error(EINVAL, "%s: invalid timeout %lld ns (-1 forever, 0 try once, > 0 nanoseconds)", call,
 			 (long long)timeout_ns);
@@ -443,7 +446,7 @@ static int timeout_ok(const char *call, int64_t timeout_ns)
 int mmipc_wait(const uint32_t *word, uint32_t expected, int64_t timeout_ns)
 {
 	const char *call = "mmipc_wait";
-	if (!word_ok(call, word) || !timeout_ok(call, timeout_ns))
+	if (!word_ok(call, word) || !mmipc__check_timeout(call, timeout_ns))
 		return -1;
 	if (timeout_ns == 0) {
 		if (atomic_load((_Atomic uint32_t *)word) != expected)
@@ -484,10 +487,9 @@ int mmipc_notify(uint32_t *word, int count)
 #define LOCK_INCONSISTENT 1u
 #define LOCK_NOTRECOVERABLE 2u
 #define LOCK_STATE_KNOWN (LOCK_INCONSISTENT | LOCK_NOTRECOVERABLE)
-/* Sleeps are bounded, 1 ms doubling to 100 ms, so that a dead owner is noticed without anyone's
- * help; the spin before sleeping covers a holder that is about to release. */
-#define LOCK_SLEEP_FIRST_NS MMIPC__NS_PER_MS
-#define LOCK_SLEEP_MAX_NS (100 * MMIPC__NS_PER_MS)
+/* Sleeps are bounded as the ring's are (MMIPC__SLEEP_*: 1 ms doubling to 100 ms), so that a dead
+ * owner is noticed without anyone's help; the spin before sleeping covers a holder that is about
+ * to release. */
 #define LOCK_SPINS 100
 
 _Static_assert(sizeof(mmipc_lock) == 64, "mmipc_lock is 64 bytes");
@@ -536,7 +538,7 @@ static int lock_took_over(mmipc_lock *l, uint64_t self)
 
 int mmipc__lock_acquire(mmipc_lock *l, uint64_t self, struct mmipc__deadline *d)
 {
-	int64_t interval = LOCK_SLEEP_FIRST_NS;
+	int64_t interval = MMIPC__SLEEP_FIRST_NS;
 	for (;;) {
 		uint32_t st = atomic_load(L_STATE(l));
 		if ((st & ~LOCK_STATE_KNOWN) != 0)
@@ -559,7 +561,8 @@ int mmipc__lock_acquire(mmipc_lock *l, uint64_t self, struct mmipc__deadline *d)
 			return EAGAIN;
 		}
 
-		int64_t until = mmipc__deadline_at(d, 0);
+		int64_t now = mmipc__now_ns(); /* one clock read: the deadline's first use and this sleep */
+		int64_t until = mmipc__deadline_at(d, now);
 		atomic_fetch_add(L_SLEEPERS(l), 1);
 		uint32_t seq = atomic_load(L_WAKE(l));
 		o = 0;
@@ -569,7 +572,6 @@ int mmipc__lock_acquire(mmipc_lock *l, uint64_t self, struct mmipc__deadline *d)
 			atomic_fetch_sub(L_SLEEPERS(l), 1);
 			return lock_check_taken(l, self);
 		}
-		int64_t now = mmipc__now_ns();
 		int r = ETIMEDOUT;
 		if (now < until)
 			r = mmipc__futex_wait(L_WAKE(l), seq, until - now > interval ? now + interval : until);
@@ -583,7 +585,7 @@ int mmipc__lock_acquire(mmipc_lock *l, uint64_t self, struct mmipc__deadline *d)
 			if (mmipc__now_ns() >= until)
 				return ETIMEDOUT;
 		}
-		interval = interval * 2 > LOCK_SLEEP_MAX_NS ? LOCK_SLEEP_MAX_NS : interval * 2;
+		interval = interval * 2 > MMIPC__SLEEP_MAX_NS ? MMIPC__SLEEP_MAX_NS : interval * 2;
 	}
 }
 
@@ -639,7 +641,7 @@ int mmipc_lock_init(mmipc_lock *l)
 int mmipc_lock_acquire(mmipc_lock *l, int64_t timeout_ns)
 {
 	const char *call = "mmipc_lock_acquire";
-	if (!lock_ok(call, l) || !timeout_ok(call, timeout_ns))
+	if (!lock_ok(call, l) || !mmipc__check_timeout(call, timeout_ns))
 		return -1;
 	struct mmipc__deadline d = mmipc__deadline_make(timeout_ns);
 	int r = mmipc__lock_acquire(l, mmipc__self_identity(), &d);

@@ -43,7 +43,9 @@ struct mmipc__deadline {
 	int64_t at;      /* 0 until computed; MMIPC__NEVER for forever */
 };
 
-static inline int mmipc__timeout_valid(int64_t timeout_ns) { return timeout_ns >= -1; }
+/* 1 when timeout_ns is valid (-1, 0 or > 0); else 0 with errno EINVAL and a last-error message
+ * naming call. */
+MMIPC_HIDDEN int mmipc__check_timeout(const char *call, int64_t timeout_ns);
 
 static inline struct mmipc__deadline mmipc__deadline_make(int64_t timeout_ns)
 {
@@ -80,10 +82,6 @@ static inline void mmipc__cpu_relax(void)
 	atomic_signal_fence(memory_order_seq_cst);
 #endif
 }
-
-/* The CPU the caller runs on, or -1 (sched_getcpu: a few ns with rseq, still too much for a fast
- * path). */
-MMIPC_HIDDEN int mmipc__current_cpu(void);
 
 /* Stores the caller's CPU into a side's cpu word when it changed. The ring calls it on its slow
  * paths only: when a side is claimed, around waits (mmipc__await_change), and at a side's first
@@ -134,8 +132,8 @@ struct mmipc__spin {
 #define MMIPC__YIELD_PROBE_EVERY 16
 #define MMIPC__CPU_UNKNOWN UINT32_MAX
 
-/* Sleeps (PROTOCOL "Sleeping and waking"): the first after counting in is bounded to 1 ms, the
- * following ones double up to 100 ms (and never pass the caller's deadline). */
+/* Sleeps (PROTOCOL "Sleeping and waking", and the lock's): the first after counting in is bounded
+ * to 1 ms, the following ones double up to 100 ms (and never pass the caller's deadline). */
 #define MMIPC__SLEEP_FIRST_NS MMIPC__NS_PER_MS
 #define MMIPC__SLEEP_MAX_NS (100 * MMIPC__NS_PER_MS)
 

@@ -13,7 +13,9 @@ func TestCSync(t *testing.T) { runCTest(t, "tests/c/test_sync.c") }
 
 // TestCRingAPI: create/open errno table (incl. EPROTO for damaged control blocks and ENOTSUP in a
 // forked child), capacity rounding and the control block's bytes, every size and padding at every
-// offset, EMSGSIZE, EAGAIN/ETIMEDOUT, reserve/commit, peek/release, sides, a randomized run.
+// offset, EMSGSIZE, EAGAIN/ETIMEDOUT, reserve/commit, peek/release, sides, EPROTO from each data
+// call (damaged tail, record header, tail moved under a reservation, damaged side lock) and
+// recovery once repaired, a randomized run.
 func TestCRingAPI(t *testing.T) { runCTest(t, "tests/c/test_ring.c", "api") }
 
 // TestCRingSPSC: a parent and a forked child exchange 1e6 checked messages through a 1 KiB ring,

@@ -6,7 +6,8 @@
  *            control block's bytes, every size 0..max, padding at every buffer offset, EMSGSIZE
  *            both ways, EAGAIN/ETIMEDOUT, reserve/commit, peek/release, close with a pending
  *            reservation or peek, sides (exclusive, given back on close, shared after a second
- *            handle), waking (the sleeper counts: counted in, swapped to 0 by one waker per
+ *            handle), EPROTO from each data call for each damaged word (and recovery after the
+ *            repair), waking (the sleeper counts: counted in, swapped to 0 by one waker per
  *            sleep, senders woken only at half full yet always, the largest message included),
  *            waits on a shared CPU (they yield, an idle one sleeps; the cpu word follows a side
  *            that moved), and a long randomized run with checksums.
@@ -341,6 +342,11 @@ static void test_create_open_errors(void)
 	EXPECT_FAIL(mmipc_ring_release(NULL), EINVAL);
 	check(mmipc_ring_capacity(NULL) == 0 && mmipc_ring_max_message(NULL) == 0 && mmipc_ring_close(NULL) == 0,
 	      "capacity/max_message/close of NULL: 0");
+	errno = EDOM;
+	size_t c0 = mmipc_ring_capacity(NULL), m0 = mmipc_ring_max_message(NULL);
+	int z0 = mmipc_ring_close(NULL);
+	check(c0 == 0 && m0 == 0 && z0 == 0 && errno == EDOM, "capacity/max_message/close of NULL set no errno: %s",
+	      strerror(errno));
 	q = EXPECT_OK_PTR(mmipc_ring_create("args", 1024, 0600));
 	EXPECT_FAIL(mmipc_ring_send(q, NULL, 1, 0), EINVAL);
 	EXPECT_FAIL(mmipc_ring_send(q, buf, 1, -2), EINVAL);
@@ -708,6 +714,117 @@ static void test_sides(void)
 	mmipc_ring_close(rx2);
 	mmipc_detach(v.r);
 	mmipc_unlink("sides");
+}
+
+/* EPROTO from each data call, one damaged word at a time (the hostile part shows that damage never
+ * crashes; this shows each check is there): a misaligned or runaway tail, a record header with a
+ * wrong position tag, kind or length, a tail moved under a reservation, a garbage or not
+ * recoverable side lock. A failed call holds nothing, and once repaired the ring works again. */
+static void expect_works(mmipc_ring *q, mmipc_ring *r, uint32_t k, const char *after)
+{
+	check(send_k(q, k, 10, 0) == 0 && recv_k(r, k, 10, 0), "repaired after %s: a message goes through [%s]", after,
+	      mmipc_last_error());
+}
+
+static void test_damaged_ops(void)
+{
+	mmipc_ring *q = mmipc_ring_create("dmgops", 1024, 0600);
+	mmipc_ring *r = mmipc_ring_open("dmgops");
+	if (q == NULL || r == NULL)
+		die("dmgops ring");
+	struct view v = view_open("dmgops");
+	unsigned char buf[1024];
+	size_t len = 0;
+	expect_works(q, r, 1, "nothing");
+	uint64_t t = 0;
+
+	/* The tail: misaligned, then more than a capacity ahead of the head. */
+	uint64_t bad_tail_add[] = {3, 2048};
+	for (size_t i = 0; i < 2; i++) {
+		t = tail_of(v);
+		atomic_store(w64(v, OFF_TAIL), t + bad_tail_add[i]);
+		EXPECT_FAIL(send_k(q, 2, 10, 0), EPROTO);
+		check(strstr(mmipc_last_error(), "mmipc_ring_send") != NULL &&
+			      strstr(mmipc_last_error(), "protocol error") != NULL,
+		      "EPROTO names the call and says why: \"%s\"", mmipc_last_error());
+		EXPECT_NULL(mmipc_ring_reserve(q, 10, 0), EPROTO);
+		EXPECT_FAIL((int)mmipc_ring_recv(r, buf, sizeof buf, 0), EPROTO);
+		EXPECT_NULL(mmipc_ring_peek(r, &len, 0), EPROTO);
+		check(atomic_load(w32(v, OFF_SEND_SIDE + SIDE_IN_OP)) == 0 && atomic_load(w32(v, OFF_RECV_SIDE + SIDE_IN_OP)) == 0,
+		      "a call that failed with EPROTO leaves its side (in_op 0)");
+		atomic_store(w64(v, OFF_TAIL), t);
+		expect_works(q, r, 3 + (uint32_t)i, i == 0 ? "a misaligned tail" : "a runaway tail");
+	}
+
+	/* The next record's header: a wrong position tag, an unknown kind, a length over the largest
+	 * message, a length past the tail. */
+	t = tail_of(v);
+	EXPECT_ZERO(send_k(q, 5, 10, 0));
+	_Atomic uint64_t *hdr = w64(v, 512 + (t & 1023));
+	uint64_t good = atomic_load(hdr);
+	uint64_t tag_pos = (uint64_t)(uint32_t)((t >> 3) << 8) << 32;
+	uint64_t bad_hdrs[] = {
+		10 | (uint64_t)(1u | (uint32_t)(((t + 8) >> 3) << 8)) << 32,
+		10 | (tag_pos | (uint64_t)3 << 32),
+		(1024 / 2 - 8 + 1) | (tag_pos | (uint64_t)1 << 32),
+		100 | (tag_pos | (uint64_t)1 << 32),
+	};
+	check(good == (10 | (tag_pos | (uint64_t)1 << 32)), "the record header is len | (kind 1 | pos/8 << 8) << 32: %#llx",
+	      (unsigned long long)good);
+	for (size_t i = 0; i < sizeof bad_hdrs / sizeof bad_hdrs[0]; i++) {
+		atomic_store(hdr, bad_hdrs[i]);
+		EXPECT_FAIL((int)mmipc_ring_recv(r, buf, sizeof buf, 0), EPROTO);
+		EXPECT_NULL(mmipc_ring_peek(r, &len, 0), EPROTO);
+		check(head_of(v) == t, "a damaged record is not consumed");
+	}
+	atomic_store(hdr, good);
+	check(recv_k(r, 5, 10, 0), "the repaired record arrives");
+
+	/* The tail moved while a reservation held the send side: the commit publishes nothing. */
+	t = tail_of(v);
+	check(mmipc_ring_reserve(q, 10, 0) != NULL, "reserve before the tail moves");
+	atomic_store(w64(v, OFF_TAIL), t + 8);
+	EXPECT_FAIL(mmipc_ring_commit(q, 10), EPROTO);
+	check(strstr(mmipc_last_error(), "mmipc_ring_commit") != NULL, "the commit's EPROTO names it: \"%s\"",
+	      mmipc_last_error());
+	check(tail_of(v) == t + 8 && atomic_load(w32(v, OFF_SEND_SIDE + SIDE_IN_OP)) == 0,
+	      "the failed commit published nothing and left the side");
+	EXPECT_FAIL(mmipc_ring_commit(q, 10), EINVAL); /* the reservation is gone */
+	atomic_store(w64(v, OFF_TAIL), t);
+	expect_works(q, r, 6, "a tail moved under a reservation");
+
+	/* Shared sides whose lock is damaged: garbage state bits, then not recoverable. */
+	mmipc_ring *q2 = mmipc_ring_open("dmgops");
+	mmipc_ring *r2 = mmipc_ring_open("dmgops");
+	if (q2 == NULL || r2 == NULL)
+		die("dmgops second handles");
+	EXPECT_ZERO(send_k(q2, 7, 10, 0));
+	check(recv_k(r2, 7, 10, 0) && owner_of(v, OFF_SEND_SIDE) == SHARED_OWNER && owner_of(v, OFF_RECV_SIDE) == SHARED_OWNER,
+	      "a second sender and receiver make both sides shared");
+	EXPECT_ZERO(send_k(q, 8, 10, 0));
+	uint32_t states[] = {0x80, 2 /* NOTRECOVERABLE */};
+	for (size_t i = 0; i < 2; i++) {
+		atomic_store(w32(v, OFF_SEND_LOCK + 16), states[i]);
+		atomic_store(w32(v, OFF_RECV_LOCK + 16), states[i]);
+		EXPECT_FAIL(send_k(q, 9, 10, 0), EPROTO);
+		check(strstr(mmipc_last_error(), "lock") != NULL, "a damaged side lock says so: \"%s\"", mmipc_last_error());
+		EXPECT_NULL(mmipc_ring_reserve(q2, 10, 50 * MS), EPROTO);
+		EXPECT_FAIL((int)mmipc_ring_recv(r, buf, sizeof buf, 0), EPROTO);
+		EXPECT_NULL(mmipc_ring_peek(r2, &len, 50 * MS), EPROTO);
+		check(atomic_load(w64(v, OFF_SEND_LOCK)) == 0 && atomic_load(w64(v, OFF_RECV_LOCK)) == 0,
+		      "nobody holds a damaged lock (state %#x)", states[i]);
+		atomic_store(w32(v, OFF_SEND_LOCK + 16), 0);
+		atomic_store(w32(v, OFF_RECV_LOCK + 16), 0);
+	}
+	check(recv_k(r, 8, 10, 0), "the message sent before the damage is still there");
+	expect_works(q, r2, 10, "a damaged side lock");
+
+	mmipc_ring_close(q);
+	mmipc_ring_close(q2);
+	mmipc_ring_close(r);
+	mmipc_ring_close(r2);
+	mmipc_detach(v.r);
+	mmipc_unlink("dmgops");
 }
 
 /* A sleeping receiver is woken by the send, and a sleeping sender by the receive that leaves the
@@ -1200,6 +1317,7 @@ static void part_api(void)
 	test_timeouts();
 	test_zero_copy();
 	test_sides();
+	test_damaged_ops();
 	test_wakeups();
 	test_sleeper_counts();
 	test_wake_once();
