@@ -88,6 +88,36 @@ func mmipcgo_copy_file(src, dst *C.char, errbuf *C.char) C.int {
 	return errno(mmipc.CopyFile(C.GoString(src), C.GoString(dst)), errbuf)
 }
 
+//export mmipcgo_stat
+func mmipcgo_stat(name *C.char, dir *C.char, out *C.mmipc_info, errbuf *C.char) C.int {
+	info, err := mmipc.Dir(C.GoString(dir)).Stat(C.GoString(name))
+	if err != nil {
+		return errno(err, errbuf)
+	}
+	*out = C.mmipc_info{
+		size:        C.uint64_t(info.Size),
+		file_size:   C.uint64_t(info.FileSize),
+		created_ns:  C.int64_t(info.Created.UnixNano()),
+		creator_pid: C.uint32_t(info.CreatorPID),
+		mode:        C.uint32_t(info.Mode),
+		uid:         C.uint32_t(info.UID),
+	}
+	if info.Ring {
+		out.flags = C.MMIPC_INFO_RING
+	}
+	if info.Attached {
+		out.attached = 1
+	}
+	return 0
+}
+
+//export mmipcgo_gc
+func mmipcgo_gc(dir *C.char, removed *C.int, errbuf *C.char) C.int {
+	n, err := mmipc.Dir(C.GoString(dir)).GC()
+	*removed = C.int(n)
+	return errno(err, errbuf)
+}
+
 // fill hands a new Region to the C handle: the addresses the C side needs, and a go-pointer key
 // that keeps the Region alive until mmipc_detach.
 func fill(out *C.struct_mmipc_region, r *mmipc.Region, err error, errbuf *C.char) C.int {

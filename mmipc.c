@@ -258,6 +258,23 @@ int mmipc_copy_file(const char *src, const char *dst)
 	return status(mmipcgo_copy_file((char *)src, (char *)dst, last_error));
 }
 
+int mmipc_stat(const char *name, mmipc_info *info)
+{
+	const char *call = "mmipc_stat";
+	if (!may_enter_go(call, "name", name, "info", (const char *)info))
+		return -1;
+	return status(mmipcgo_stat((char *)name, getenv("MMIPC_DIR"), info, last_error));
+}
+
+int mmipc_gc(void)
+{
+	if (!may_enter_go("mmipc_gc", "", "", "", ""))
+		return -1;
+	int removed = 0;
+	int err = mmipcgo_gc(getenv("MMIPC_DIR"), &removed, last_error);
+	return err != 0 ? status(err) : removed;
+}
+
 const char *mmipc_last_error(void) { return last_error; }
 
 const char *mmipc_version(void) { return MMIPC_VERSION; }

@@ -43,11 +43,11 @@ extern "C" {
 
 /* The version of this header. mmipc_version() returns the library's, which may be newer. */
 #define MMIPC_VERSION_MAJOR 0
-#define MMIPC_VERSION_MINOR 2
+#define MMIPC_VERSION_MINOR 3
 #define MMIPC_VERSION_PATCH 0
-#define MMIPC_VERSION "0.2.0"
+#define MMIPC_VERSION "0.3.0"
 /* MAJOR * 1000000 + MINOR * 1000 + PATCH, for #if comparisons. */
-#define MMIPC_VERSION_NUMBER 2000
+#define MMIPC_VERSION_NUMBER 3000
 
 /* The shared-memory layout version (docs/PROTOCOL.md) written into, and required of, every named
  * region's header. A region of another version is refused with EPROTO. */
@@ -88,7 +88,9 @@ mmipc_region *mmipc_create(const char *name, size_t size, unsigned int mode);
  * ENOMEM, ENOTSUP (forked child).
  * Ownership: the caller owns the handle; release it with mmipc_detach.
  * Note: if another process truncates the region's file, touching the lost pages raises SIGBUS, as
- * with any mmap; mmipc never truncates a region.
+ * with any mmap, and C cannot turn that into an error (Go peers get EPROTO: Region.Guard). mmipc
+ * never truncates a region; give regions a mode that only trusted users can write (0600, the
+ * default), and see docs/RELIABILITY.md.
  */
 mmipc_region *mmipc_open(const char *name, int flags);
 
@@ -218,6 +220,54 @@ const char *mmipc_last_error(void);
  * header/library mismatch). Fork-safe.
  */
 const char *mmipc_version(void);
+
+/* ==== Liveness and cleanup ====================================================================
+ *
+ * Every process attached to a named region (mmipc_create, mmipc_open, mmipc_ring_create,
+ * mmipc_ring_open, mmipc_attach_fd of a named region's file) holds a shared lock on the region's
+ * file until it detaches; the kernel drops it when the process dies, even by SIGKILL (an OFD lock,
+ * fcntl F_OFD_SETLK on byte 0: docs/PROTOCOL.md, "Liveness"). A forked child that keeps the handle
+ * keeps the lock too. So a region nobody is attached to is known exactly, and mmipc_gc can remove
+ * what crashed programs left in /dev/shm without ever removing a region in use.
+ */
+
+/* Bit of mmipc_info.flags: the region holds a message ring. */
+#define MMIPC_INFO_RING 1
+
+/* What mmipc_stat reports about a named region. */
+typedef struct mmipc_info {
+	uint64_t size; /* usable bytes, as asked at creation */
+	uint64_t file_size; /* the file's size: header page, data, padding to a page */
+	int64_t created_ns; /* creation time, Unix nanoseconds (CLOCK_REALTIME) */
+	uint32_t creator_pid; /* the creating process (it may be gone, or its pid reused) */
+	uint32_t flags; /* MMIPC_INFO_RING, or 0 */
+	uint32_t mode; /* permission bits */
+	uint32_t uid; /* the file's owner */
+	int32_t attached; /* 1: some process is attached now; 0: none */
+	uint32_t reserved_[7]; /* zero; room for later fields without changing the size */
+} mmipc_info;
+
+/*
+ * mmipc_stat - describe a named region without attaching to it.
+ *   name  region name or path (see Names above).
+ *   info  filled on success; untouched on failure.
+ * Returns 0, or -1 with errno ENOENT, ELOOP (a symlink), EACCES, EPROTO (not a region), EINVAL
+ * (NULL or bad name, NULL info), ENOTSUP (forked child). Thread-safe.
+ */
+int mmipc_stat(const char *name, mmipc_info *info);
+
+/*
+ * mmipc_gc - remove the named regions in the region directory ($MMIPC_DIR, else /dev/shm) that no
+ * live process is attached to, and the temporary files that creators killed mid-creation left.
+ * It never removes a region someone is attached to, a file that is not a region, or a symlink, and
+ * it removes a region only while holding it exclusively, so a process opening it at that moment
+ * either attached first (the region stays) or gets ENOENT: nobody is left attached to a removed
+ * region. Regions this process may not write or remove (another user's) are left alone.
+ * Returns how many files it removed (0 or more), or -1 with errno ENOENT/EACCES/ENOTDIR (the
+ * directory cannot be read), ENOTSUP (forked child).
+ * Note: processes using mmipc older than 0.3.0 hold no such lock; do not collect while they run.
+ */
+int mmipc_gc(void);
 
 /* ==== The sync layer: wait/notify, a lock that survives a dead owner, a message ring ==========
  *

@@ -20,7 +20,16 @@ var copyWindow int64 = 64 << 20
 // written under a temporary name beside dst and renamed over it, so dst is never seen half-written
 // and a failed copy leaves the old dst intact (a dst that is a symlink is replaced, not followed).
 // Copying a file onto itself is EINVAL.
-func CopyFile(src, dst string) error {
+func CopyFile(src, dst string) error { return CopyFileProgress(src, dst, nil) }
+
+// copyChunk is how much CopyFileProgress copies between two progress reports.
+const copyChunk = 4 << 20
+
+// CopyFileProgress is CopyFile reporting its progress: unless nil, progress is called after every
+// chunk of at most 4 MiB with the bytes copied so far and the total, and last with copied == total
+// (once, with 0 and 0, for an empty file). It is called on the copying goroutine; a slow progress
+// slows the copy.
+func CopyFileProgress(src, dst string, progress func(copied, total int64)) error {
 	fail := func(err error, detail string) error {
 		return &Error{Op: "copy_file", Name: src, Path: dst, Errno: errnoOf(err), Detail: detail}
 	}
@@ -58,10 +67,12 @@ func CopyFile(src, dst string) error {
 			return fail(err, fmt.Sprintf("reserving %d bytes", size))
 		}
 		for off := int64(0); off < size; off += copyWindow {
-			if err := copyWindowAt(in, fd, off, min(copyWindow, size-off)); err != nil {
+			if err := copyWindowAt(in, fd, off, min(copyWindow, size-off), size, progress); err != nil {
 				return fail(err, fmt.Sprintf("at offset %d", off))
 			}
 		}
+	} else if progress != nil {
+		progress(0, 0)
 	}
 	if err := unix.Rename(tmp, dst); err != nil {
 		return fail(err, "renaming the copy into place")
@@ -70,8 +81,9 @@ func CopyFile(src, dst string) error {
 	return nil
 }
 
-// copyWindowAt copies n bytes at offset off from one file to the other through two mappings.
-func copyWindowAt(srcFd, dstFd int, off, n int64) error {
+// copyWindowAt copies n bytes at offset off from one file to the other through two mappings,
+// reporting progress (towards total) per chunk.
+func copyWindowAt(srcFd, dstFd int, off, n, total int64, progress func(copied, total int64)) error {
 	src, err := unix.Mmap(srcFd, off, int(n), unix.PROT_READ, unix.MAP_SHARED)
 	if err != nil {
 		return err
@@ -83,7 +95,18 @@ func copyWindowAt(srcFd, dstFd int, off, n int64) error {
 	}
 	defer unix.Munmap(dst)
 	_ = unix.Madvise(src, unix.MADV_SEQUENTIAL)
-	return copyFaultSafe(dst, src)
+	if progress == nil {
+		return copyFaultSafe(dst, src)
+	}
+	for done := int64(0); done < n; {
+		k := min(copyChunk, n-done)
+		if err := copyFaultSafe(dst[done:done+k], src[done:done+k]); err != nil {
+			return err
+		}
+		done += k
+		progress(off+done, total)
+	}
+	return nil
 }
 
 // copyFaultSafe copies between mappings, turning a fault (the source was truncated under us, and

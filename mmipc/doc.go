@@ -15,6 +15,10 @@
 // variable-length messages between any number of senders and receivers (lock-free for one of
 // each). C and Python peers use the same words, locks and rings.
 //
+// Every process attached to a named region holds a lock on its file that the kernel drops when the
+// process dies, so Stat and List tell whether anyone is attached, and GC removes exactly the regions
+// that crashed programs left behind.
+//
 // The byte layout is specified once, in docs/PROTOCOL.md. Errors are *Error values that unwrap to
 // a syscall.Errno, so errors.Is(err, fs.ErrExist) and errors.Is(err, syscall.EPROTO) work.
 //
@@ -37,7 +41,10 @@
 //	mmipc_data(r), mmipc_size(r)         r.Bytes(), r.Size()
 //	mmipc_sync(r)                        r.Sync()
 //	mmipc_detach(r)                      r.Close()
-//	mmipc_copy_file(src, dst)            CopyFile(src, dst)
+//	mmipc_copy_file(src, dst)            CopyFile(src, dst), CopyFileProgress(src, dst, progress)
+//	mmipc_stat(name, &info)              Stat(name) (Info); List() for the whole directory
+//	mmipc_gc()                           GC(); Dir.Collect(dryRun) names what it removes
+//	(SIGBUS in C)                        r.Guard(f): a truncated file's fault becomes EPROTO
 //	mmipc_wait(word, v, timeout_ns)      Wait(word, v, timeout); Word(b, off) gets the *uint32
 //	mmipc_notify(word, count)            Notify(word, count)
 //	MMIPC_FOREVER, 0                     Forever, TryOnce (timeouts are time.Durations)
@@ -50,9 +57,10 @@
 //	mmipc_ring_peek/release(q, ...)      q.Peek(timeout), q.Release()
 //	mmipc_ring_capacity/max_message(q)   q.Capacity(), q.MaxMessage()
 //	mmipc_ring_close(q)                  q.Close()
+//	(the mmipc command: mmipc ring stat) RingStat(name), q.Stat()
 //	errno, mmipc_last_error()            *Error: Errno, and Describe() is the message after "mmipc_"
 //	$MMIPC_DIR at each call              EnvDir() at each call; Dir("path") for an explicit one
 package mmipc
 
 // Version is the library version; mmipc.h's MMIPC_VERSION and mmipc_version() say the same.
-const Version = "0.2.0"
+const Version = "0.3.0"

@@ -107,6 +107,12 @@ func attachFd(fd int, readOnly bool, label, where string) (*Region, error) {
 		}
 		// The whole file, padding included, exactly as Open maps it.
 		start, size, mapLen = int64(h.HeaderSize), int64(h.DataSize), st.Size
+		// Attached, like an opener: the lock goes on the open file description the descriptor
+		// shares with its sender (a no-op when the sender holds it already). No name to re-check:
+		// a region reached by descriptor stays usable even if a cleaner removed its name.
+		if _, err := tryLiveLock(own, unix.F_RDLCK); err != nil {
+			return fail(err, "taking the liveness lock")
+		}
 	}
 	if mapLen > int64(maxMapLen) {
 		return fail(syscall.EFBIG, fmt.Sprintf("%d bytes do not fit in this process's address space", mapLen))

@@ -51,9 +51,5 @@ func (d Dir) resolve(name string) (string, string) {
 			return "", "name must match [A-Za-z0-9_-][A-Za-z0-9._-]{0,199} (or contain '/' to be a path)"
 		}
 	}
-	dir := string(d)
-	if dir == "" {
-		dir = DefaultDir
-	}
-	return filepath.Join(dir, name), ""
+	return filepath.Join(d.dirPath(), name), ""
 }

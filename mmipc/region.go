@@ -181,6 +181,11 @@ func (d Dir) create(op, name string, size int, perm fs.FileMode, flags uint32, i
 	defer unix.Unlink(tmp)
 	linked := false
 	defer closeUnless(&linked, fd)
+	// Attached from the start: the lock is held before the region has its name, so that a cleaner
+	// can never see the named region unheld while its creator lives (docs/PROTOCOL.md, "Liveness").
+	if _, err := tryLiveLock(fd, unix.F_RDLCK); err != nil {
+		return fail(errnoOf(err), "taking the liveness lock")
+	}
 	if err := unix.Fchmod(fd, uint32(perm)); err != nil {
 		return fail(errnoOf(err), "fchmod")
 	}
@@ -232,7 +237,7 @@ func (d Dir) openRegion(op, name string, readOnly bool) (*Region, Header, error)
 	if bad != "" {
 		return nil, Header{}, &Error{Op: op, Name: name, Errno: syscall.EINVAL, Detail: bad}
 	}
-	fd, _, h, err := openRegionFile(path, readOnly)
+	fd, _, h, err := openHeld(path, readOnly)
 	if err != nil {
 		return nil, Header{}, &Error{Op: op, Name: name, Path: path, Errno: errnoOf(err), Detail: detailOf(err)}
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -55,6 +56,7 @@ type Ring struct {
 	peekOff, peekLen int
 	peekNext         uint64 // head after the peeked message
 	closed           bool
+	faulted          bool // an access faulted: the region's file was truncated (see Region.Guard)
 }
 
 // sideMode is what a handle knows of a side's ownership.
@@ -158,7 +160,21 @@ func (q *Ring) checkOpen(op string) error {
 	if q.closed {
 		return q.fail(op, syscall.EINVAL, "the ring handle is closed")
 	}
+	if q.faulted {
+		return q.fail(op, syscall.EPROTO, "an earlier call faulted: the ring's file was truncated under its mapping; close the ring")
+	}
 	return nil
+}
+
+// endGuard is deferred by every call that touches the shared bytes, with the previous
+// SetPanicOnFault setting: a memory fault (the ring's file truncated by some process) becomes
+// EPROTO and leaves the handle faulted, instead of killing the process. See Region.Guard.
+func (q *Ring) endGuard(op string, err *error, old bool) {
+	debug.SetPanicOnFault(old)
+	if p := recover(); p != nil {
+		q.faulted, q.reserved, q.peeked = true, false, false
+		*err = q.region.faultError(op, faultAddr(p))
+	}
 }
 
 // usable checks what every waiting call checks first: an open handle and a meaningful timeout.
@@ -177,7 +193,8 @@ func recordLen(n uint64) uint64 { return recordHeaderLen + (n+7)&^7 }
 // space. The errors: EMSGSIZE (longer than MaxMessage: it could never fit), EAGAIN or ETIMEDOUT
 // (no space), EBUSY (a Reserve is pending on this handle), EPROTO (the ring's control words are
 // damaged), EINVAL (closed handle, bad timeout).
-func (q *Ring) Send(msg []byte, timeout time.Duration) error {
+func (q *Ring) Send(msg []byte, timeout time.Duration) (err error) {
+	defer q.endGuard("ring_send", &err, debug.SetPanicOnFault(true))
 	t, pad, err := q.startSend("ring_send", len(msg), timeout)
 	if err != nil {
 		return err
@@ -191,7 +208,8 @@ func (q *Ring) Send(msg []byte, timeout time.Duration) error {
 // timeout for space. Write the message there, then Commit. The send side stays held until then
 // (other senders wait), and the slice is valid until the Commit or Close. Errors as for Send, and
 // EINVAL for a negative n.
-func (q *Ring) Reserve(n int, timeout time.Duration) ([]byte, error) {
+func (q *Ring) Reserve(n int, timeout time.Duration) (_ []byte, err error) {
+	defer q.endGuard("ring_reserve", &err, debug.SetPanicOnFault(true))
 	t, pad, err := q.startSend("ring_reserve", n, timeout)
 	if err != nil {
 		return nil, err
@@ -227,8 +245,9 @@ func (q *Ring) startSend(op string, n int, timeout time.Duration) (t, pad uint64
 // most the reserved length). The errors: EINVAL (no reservation pending, n out of range: the
 // reservation stays), EPROTO (the ring's tail moved under the reservation: damaged; nothing is
 // published).
-func (q *Ring) Commit(n int) error {
+func (q *Ring) Commit(n int) (err error) {
 	const op = "ring_commit"
+	defer q.endGuard(op, &err, debug.SetPanicOnFault(true))
 	if err := q.checkOpen(op); err != nil {
 		return err
 	}
@@ -320,8 +339,9 @@ func putRecordHeader(buf []byte, off uint64, length, kind uint32, p uint64) {
 // message), waiting up to timeout for one. The errors: EMSGSIZE (buf is shorter than the message,
 // which stays in the ring; Peek tells its length), EAGAIN or ETIMEDOUT (no message), EBUSY (a Peek
 // is pending on this handle), EPROTO (the ring is damaged), EINVAL (closed handle, bad timeout).
-func (q *Ring) Recv(buf []byte, timeout time.Duration) (int, error) {
+func (q *Ring) Recv(buf []byte, timeout time.Duration) (_ int, err error) {
 	const op = "ring_recv"
+	defer q.endGuard(op, &err, debug.SetPanicOnFault(true))
 	if err := q.usable(op, timeout); err != nil {
 		return 0, err
 	}
@@ -345,8 +365,9 @@ func (q *Ring) Recv(buf []byte, timeout time.Duration) (int, error) {
 // for one. The slice aliases the ring and is valid until Release or Close; the receive side stays
 // held until the Release (other receivers wait). Peeking again before the Release returns the same
 // message. The errors: EAGAIN or ETIMEDOUT, EPROTO, EINVAL (closed handle, bad timeout).
-func (q *Ring) Peek(timeout time.Duration) ([]byte, error) {
+func (q *Ring) Peek(timeout time.Duration) (_ []byte, err error) {
 	const op = "ring_peek"
+	defer q.endGuard(op, &err, debug.SetPanicOnFault(true))
 	if err := q.usable(op, timeout); err != nil {
 		return nil, err
 	}
@@ -362,8 +383,9 @@ func (q *Ring) Peek(timeout time.Duration) ([]byte, error) {
 
 // Release is a zero-copy receive, step 2: it consumes the peeked message. The error is EINVAL when
 // nothing is peeked.
-func (q *Ring) Release() error {
+func (q *Ring) Release() (err error) {
 	const op = "ring_release"
+	defer q.endGuard(op, &err, debug.SetPanicOnFault(true))
 	if err := q.checkOpen(op); err != nil {
 		return err
 	}
@@ -628,11 +650,15 @@ func (q *Ring) exit(s *side) {
 // Close gives up this handle's exclusive claims, abandons a pending reservation (nothing is sent)
 // or peek (the message stays for the next receive), and detaches the ring. The ring's name stays
 // (Unlink removes it). A second Close returns nil.
-func (q *Ring) Close() error {
+func (q *Ring) Close() (err error) {
 	if q.closed {
 		return nil
 	}
 	q.closed = true
+	if q.faulted {
+		return q.region.Close() // the shared words are gone: nothing to give back
+	}
+	defer q.endGuard("ring_close", &err, debug.SetPanicOnFault(true))
 	if q.reserved {
 		q.reserved = false
 		q.exit(&q.send)
@@ -647,7 +673,8 @@ func (q *Ring) Close() error {
 		}
 		s.mode = modeUnknown
 	}
-	return q.region.Close()
+	err = q.region.Close()
+	return err
 }
 
 // Adaptive spinning before a sleep (per handle and direction): the budget starts at 4 µs; a wait

@@ -21,6 +21,8 @@ method or property of Region:
     mmipc_attach_fd(fd, flags)        from_fd(fd, readonly=False)     FromFile, FromFd
     mmipc_unlink(name)                unlink(name)                    Unlink
     mmipc_copy_file(src, dst)         copy_file(src, dst)             CopyFile
+    mmipc_stat(name, &info)           stat(name) -> RegionInfo        Stat -> Info
+    mmipc_gc()                        gc()                            GC
     mmipc_data / mmipc_size           Region.buf / Region.size        Bytes / Size
     mmipc_fd / mmipc_sync             Region.fd / Region.sync()       Fd, File / Sync
     mmipc_detach                      Region.close(), with-block      Close
@@ -52,12 +54,13 @@ differences.
 The library is found at $MMIPC_LIB, else next to this package, else in the checkout's build/,
 else on the system library path.
 """
+from ._admin import RegionInfo, gc, stat
 from ._lib import lib as _clib
 from ._region import Region, anon, copy_file, create, from_fd, map_file, open, unlink
 from ._sync import Lock, OwnerDeadError, Ring, create_ring, notify, open_ring, wait
 from .shared_memory import SharedMemory
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 #: The shared-memory layout version (docs/PROTOCOL.md), MMIPC_PROTOCOL_VERSION in C.
 PROTOCOL_VERSION = 1
@@ -66,6 +69,7 @@ __all__ = [
     "Lock",
     "OwnerDeadError",
     "Region",
+    "RegionInfo",
     "Ring",
     "SharedMemory",
     "anon",
@@ -73,10 +77,12 @@ __all__ = [
     "create",
     "create_ring",
     "from_fd",
+    "gc",
     "map_file",
     "notify",
     "open",
     "open_ring",
+    "stat",
     "unlink",
     "version",
     "wait",

@@ -13,15 +13,35 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 # wrong explicit path is an error, not a reason to pick up some other build silently.
 _CANDIDATES = [
     os.path.join(_HERE, "libmmipc.so"),  # installed next to the package
+    # ./build.sh install PREFIX: the package is in PREFIX/lib/pythonX.Y/site-packages/mmipc and the
+    # library, by its SONAME, in PREFIX/lib.
+    os.path.normpath(os.path.join(_HERE, "..", "..", "..", "libmmipc.so.0")),
     os.path.join(os.path.dirname(os.path.dirname(_HERE)), "build", "libmmipc.so"),  # the checkout's build/
 ]
 
-# The oldest library this package works with: it has the sync layer (wait/notify, lock, ring).
-_MIN_VERSION = (0, 2, 0)
+# The oldest library this package works with: it has liveness (mmipc_stat, mmipc_gc).
+_MIN_VERSION = (0, 3, 0)
 
 _region_p = ctypes.c_void_p  # mmipc_region *, opaque
 _ring_p = ctypes.c_void_p  # mmipc_ring *, opaque
 _i64 = ctypes.c_int64
+
+
+class MMIPCInfo(ctypes.Structure):
+    """struct mmipc_info of mmipc.h, field for field."""
+
+    _fields_ = [
+        ("size", ctypes.c_uint64),
+        ("file_size", ctypes.c_uint64),
+        ("created_ns", ctypes.c_int64),
+        ("creator_pid", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("mode", ctypes.c_uint32),
+        ("uid", ctypes.c_uint32),
+        ("attached", ctypes.c_int32),
+        ("reserved_", ctypes.c_uint32 * 7),
+    ]
+
 
 # name: (restype, argtypes), for every function of mmipc.h.
 _SIGNATURES = {
@@ -37,6 +57,8 @@ _SIGNATURES = {
     "mmipc_size": (ctypes.c_size_t, [_region_p]),
     "mmipc_sync": (ctypes.c_int, [_region_p]),
     "mmipc_copy_file": (ctypes.c_int, [ctypes.c_char_p, ctypes.c_char_p]),
+    "mmipc_stat": (ctypes.c_int, [ctypes.c_char_p, ctypes.POINTER(MMIPCInfo)]),
+    "mmipc_gc": (ctypes.c_int, []),
     "mmipc_last_error": (ctypes.c_char_p, []),
     "mmipc_version": (ctypes.c_char_p, []),
     # The sync layer. Pointers into shared memory travel as c_void_p (plain addresses).

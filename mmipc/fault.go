@@ -1,0 +1,63 @@
+package mmipc
+
+import (
+	"fmt"
+	"runtime/debug"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// A process with write access to a region's file can truncate it under every peer that has it
+// mapped; their next access to the lost pages raises SIGBUS, which kills a C program. Go turns such
+// a fault into a panic when debug.SetPanicOnFault is on, and the calls below turn that panic into
+// an error: a truncated region is damaged shared memory, so the error is EPROTO, like any other
+// damage a peer can do.
+
+// Guard runs f with the region's bytes and returns f's memory faults as an error instead of a
+// crash: EPROTO when the region's file was truncated under the mapping (the usual cause), else
+// EFAULT. Use it around code that reads or writes a region other processes can write to (see
+// docs/RELIABILITY.md). Other panics propagate. After a fault the region's bytes should be left
+// alone: Close it. A closed region gives EBADF and f is not called.
+func (r *Region) Guard(f func(data []byte)) (err error) {
+	r.mu.RLock() // Close waits: the mapping stays while f runs
+	defer r.mu.RUnlock()
+	if r.closed {
+		return &Error{Op: "guard", Name: r.name, Errno: syscall.EBADF, Detail: "region is closed"}
+	}
+	defer r.endGuard("guard", &err, debug.SetPanicOnFault(true))
+	f(r.data)
+	return nil
+}
+
+// endGuard is deferred with the previous SetPanicOnFault setting: it restores it and turns a memory
+// fault's panic into *err. It is a plain deferred method (no closure), so that guarding the ring's
+// hot path allocates nothing; recover works because endGuard is the deferred call itself.
+func (r *Region) endGuard(op string, err *error, old bool) {
+	debug.SetPanicOnFault(old)
+	if p := recover(); p != nil {
+		*err = r.faultError(op, faultAddr(p))
+	}
+}
+
+// faultAddr is the address of a memory fault's panic; any other panic goes on.
+func faultAddr(p any) uintptr {
+	fault, ok := p.(interface{ Addr() uintptr })
+	if !ok {
+		panic(p)
+	}
+	return fault.Addr()
+}
+
+// faultError explains a fault at addr in the region's mapping: the file's size now tells a
+// truncation from anything else.
+func (r *Region) faultError(op string, addr uintptr) error {
+	errno, detail := syscall.EFAULT, fmt.Sprintf("memory fault at %#x", addr)
+	var st unix.Stat_t
+	if unix.Fstat(r.fd, &st) == nil && st.Size < int64(len(r.mem)) {
+		errno = syscall.EPROTO
+		detail = fmt.Sprintf("the region's file was truncated to %d bytes under a %d-byte mapping (memory fault at %#x)",
+			st.Size, len(r.mem), addr)
+	}
+	return &Error{Op: op, Name: r.name, Errno: errno, Detail: detail}
+}

@@ -1,0 +1,222 @@
+package mmipc
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Info describes a named region, read from its header and its file without attaching to it.
+type Info struct {
+	Name       string      // the name as given to Stat, or as found by List
+	Path       string      // the file behind the name
+	Size       int         // usable bytes, as asked at creation
+	FileSize   int64       // the file's size: header page, data, padding to a page
+	HeaderSize int         // bytes before the data
+	Mode       fs.FileMode // permission bits
+	UID, GID   uint32      // the file's owner
+	CreatorPID int         // the creating process (it may be gone, or its pid reused)
+	Created    time.Time   // when it was created
+	Ring       bool        // the region holds a message ring (see RingStat)
+	Attached   bool        // some process holds the region now (docs/PROTOCOL.md, "Liveness")
+}
+
+// Stat describes the named region without attaching to it. It fails as Open does: ENOENT, ELOOP for
+// a symlink, EACCES, EPROTO for a file that is not a region.
+func Stat(name string) (Info, error) { return EnvDir().Stat(name) }
+
+// List describes every region in the directory of $MMIPC_DIR (default /dev/shm). See Dir.List.
+func List() ([]Info, error) { return EnvDir().List() }
+
+// GC removes the regions in the directory of $MMIPC_DIR (default /dev/shm) that no live process is
+// attached to, and returns how many it removed. See Dir.Collect.
+func GC() (int, error) { return EnvDir().GC() }
+
+// Stat is the package-level Stat with names resolved in d.
+func (d Dir) Stat(name string) (Info, error) {
+	path, bad := d.resolve(name)
+	if bad != "" {
+		return Info{}, &Error{Op: "stat", Name: name, Errno: syscall.EINVAL, Detail: bad}
+	}
+	info, err := statPath(name, path)
+	if err != nil {
+		return Info{}, &Error{Op: "stat", Name: name, Path: path, Errno: errnoOf(err), Detail: detailOf(err)}
+	}
+	return info, nil
+}
+
+func statPath(name, path string) (Info, error) {
+	fd, st, h, err := openRegionFile(path, true)
+	if err != nil {
+		return Info{}, err
+	}
+	defer unix.Close(fd)
+	return Info{
+		Name:       name,
+		Path:       path,
+		Size:       int(h.DataSize),
+		FileSize:   st.Size,
+		HeaderSize: int(h.HeaderSize),
+		Mode:       fs.FileMode(st.Mode & 0o777),
+		UID:        st.Uid,
+		GID:        st.Gid,
+		CreatorPID: int(h.CreatorPID),
+		Created:    time.Unix(0, h.Created),
+		Ring:       h.Flags&FlagRing != 0,
+		Attached:   isAttached(fd),
+	}, nil
+}
+
+// List describes every region in the directory d (DefaultDir for the empty Dir), sorted by name.
+// Files that are not regions, temporary files of the creation protocol, symlinks and regions this
+// process may not read are left out: List reports what it can vouch for, and fails only when the
+// directory itself cannot be read.
+func (d Dir) List() ([]Info, error) {
+	dir := d.dirPath()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, &Error{Op: "list", Name: dir, Errno: errnoOf(err)}
+	}
+	var infos []Info
+	for _, e := range entries {
+		name := e.Name()
+		if _, bad := d.resolve(name); bad != "" || !e.Type().IsRegular() {
+			continue
+		}
+		if info, err := statPath(name, filepath.Join(dir, name)); err == nil {
+			infos = append(infos, info)
+		}
+	}
+	return infos, nil // os.ReadDir sorts by name
+}
+
+// GC is Collect(false), counting.
+func (d Dir) GC() (int, error) {
+	names, err := d.Collect(false)
+	return len(names), err
+}
+
+// Collect removes, from the directory d, every region no live process is attached to, and the
+// temporary files that creators killed mid-creation left behind; it returns their names (the
+// temporary files under their dot-names), sorted. With dryRun it removes nothing and returns what
+// it would remove now.
+//
+// It never removes a region some process holds, a file that is not a region, or a symlink, and it
+// never follows one. A region counts as unattached when Collect gets the exclusive liveness lock;
+// it removes the name while holding that lock, so an opener racing with it either attached first
+// (and the region stays) or finds the name gone (ENOENT): nobody is left attached to a region that
+// Collect unlinked. Regions this process may not open for writing, or whose names it may not
+// remove, are left alone without an error. Only an unreadable directory is an error.
+func (d Dir) Collect(dryRun bool) ([]string, error) {
+	dir := d.dirPath()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, &Error{Op: "gc", Name: dir, Errno: errnoOf(err)}
+	}
+	var removed []string
+	for _, e := range entries {
+		name := e.Name()
+		if !e.Type().IsRegular() {
+			continue
+		}
+		path := filepath.Join(dir, name)
+		var ok bool
+		if pid, tmp := creationTempPID(name); tmp {
+			ok = collectTemp(path, pid, dryRun)
+		} else if _, bad := d.resolve(name); bad == "" {
+			ok = collectRegion(path, dryRun)
+		}
+		if ok {
+			removed = append(removed, name)
+		}
+	}
+	sort.Strings(removed)
+	return removed, nil
+}
+
+// collectRegion removes the region at path if nobody holds it; true if it did (or, with dryRun,
+// would).
+func collectRegion(path string, dryRun bool) bool {
+	fd, st, _, err := openRegionFile(path, dryRun)
+	if err != nil {
+		return false // not a region, gone, or not ours to judge
+	}
+	defer unix.Close(fd)
+	if dryRun {
+		return !isAttached(fd)
+	}
+	return unlinkUnheld(fd, path, &st)
+}
+
+// collectTemp removes a creation temporary file whose creator is dead. Both tests are needed: the
+// creator takes its lock a moment after creating the file, and a pid alone may have been reused.
+func collectTemp(path string, pid int, dryRun bool) bool {
+	if pidAlive(pid) {
+		return false
+	}
+	fd, st, err := openRegular(path, unix.O_RDWR|unix.O_NOFOLLOW)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	if dryRun {
+		return !isAttached(fd)
+	}
+	return unlinkUnheld(fd, path, &st)
+}
+
+// unlinkUnheld removes path, which fd has open, if the exclusive liveness lock can be had and the
+// name still leads to fd's file. The lock is released when the caller closes fd.
+func unlinkUnheld(fd int, path string, st *unix.Stat_t) bool {
+	if res, err := tryLiveLock(fd, unix.F_WRLCK); err != nil || res != lockTaken {
+		return false // held (or no locks here, so nobody can tell: leave it)
+	}
+	if same, err := sameFile(path, st); err != nil || !same {
+		return false
+	}
+	return unix.Unlink(path) == nil
+}
+
+// creationTempPID recognises a temporary file of the creation protocol, ".mmipc-<pid>-<16 hex>.tmp",
+// and returns the creator's pid.
+func creationTempPID(name string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, ".mmipc-")
+	if !ok {
+		return 0, false
+	}
+	rest, ok = strings.CutSuffix(rest, ".tmp")
+	if !ok {
+		return 0, false
+	}
+	pidText, hex, ok := strings.Cut(rest, "-")
+	if !ok || len(hex) != 16 || strings.Trim(hex, "0123456789abcdef") != "" {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(pidText)
+	if err != nil || pid <= 0 || pid >= pidMaxLimit {
+		return 0, false
+	}
+	return pid, true
+}
+
+// pidAlive reports whether a process with this pid exists (a zombie counts as dead). When /proc
+// cannot tell, it answers alive: a cleaner must err on the side of keeping files.
+func pidAlive(pid int) bool {
+	_, state, st := procStatOf(pid)
+	return st == procUnknown || st == procFound && state != 'Z' && state != 'X'
+}
+
+// dirPath is the directory d names.
+func (d Dir) dirPath() string {
+	if d == "" {
+		return DefaultDir
+	}
+	return string(d)
+}

@@ -1,0 +1,133 @@
+package mmipc
+
+import (
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Liveness, as docs/PROTOCOL.md ("Liveness") defines it: every process attached to a named region
+// holds a shared open-file-description lock on byte 0 of the region's file for as long as it is
+// attached. The kernel drops the lock when the last descriptor of that open file goes, SIGKILL
+// included, so "someone holds it" is exact, with no pid to go stale. A cleaner (GC) removes a
+// region only while it holds the exclusive lock, which it gets only when nobody is attached.
+
+// liveLock is the lock request for the liveness byte. Byte 0 only, not the whole file, so that
+// later protocol revisions can lock other bytes for other purposes.
+func liveLock(typ int16) unix.Flock_t {
+	return unix.Flock_t{Type: typ, Whence: 0, Start: 0, Len: 1}
+}
+
+// lockResult is what an attempt on the liveness lock found.
+type lockResult int
+
+const (
+	lockTaken       lockResult = iota // the lock is ours now
+	lockBusy                          // a conflicting lock is held
+	lockUnsupported                   // the file system has no OFD locks: no liveness there
+)
+
+// tryLiveLock takes the liveness lock without waiting: F_RDLCK when attaching, F_WRLCK when
+// collecting. Errors other than "held" and "unsupported" are returned.
+func tryLiveLock(fd int, typ int16) (lockResult, error) {
+	lk := liveLock(typ)
+	for {
+		err := unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLK, &lk)
+		switch err {
+		case nil:
+			return lockTaken, nil
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN, unix.EACCES:
+			return lockBusy, nil
+		case unix.EINVAL, unix.ENOLCK, unix.EOPNOTSUPP, unix.ENOSYS:
+			return lockUnsupported, nil
+		}
+		return lockBusy, err
+	}
+}
+
+// isAttached reports whether some open file description other than fd's holds the liveness lock.
+// F_OFD_GETLK takes no lock, so it disturbs nobody, and it works on a read-only descriptor.
+func isAttached(fd int) bool {
+	lk := liveLock(unix.F_WRLCK)
+	if err := unix.FcntlFlock(uintptr(fd), unix.F_OFD_GETLK, &lk); err != nil {
+		return false // no OFD locks here: nothing can be known, and nothing is held
+	}
+	return lk.Type != unix.F_UNLCK
+}
+
+// sameFile reports whether path (not followed) still names the file st describes.
+func sameFile(path string, st *unix.Stat_t) (bool, error) {
+	var lst unix.Stat_t
+	if err := unix.Lstat(path, &lst); err != nil {
+		return false, err
+	}
+	return lst.Dev == st.Dev && lst.Ino == st.Ino, nil
+}
+
+// attachTries bounds how often an opener retries when a cleaner holds the region or the name moved
+// under it; the pauses grow from 50 µs, so the whole loop waits at most about 100 ms.
+const attachTries = 12
+
+// holdNamed takes the liveness lock on a named region's freshly opened, validated file and checks
+// that the name still leads to it. retry is true when the caller should open the name again: a
+// cleaner held the file exclusively (it is removing it), or the name now names another file.
+func holdNamed(fd int, path string, st *unix.Stat_t) (retry bool, err error) {
+	res, err := tryLiveLock(fd, unix.F_RDLCK)
+	if err != nil {
+		return false, err
+	}
+	if res == lockBusy {
+		return true, nil
+	}
+	// Locked (or no locks here). A cleaner may have unlinked the name between our open and our
+	// lock: then we hold a file nobody can find, and must look again.
+	same, err := sameFile(path, st)
+	if err != nil {
+		if err == unix.ENOENT {
+			return true, nil
+		}
+		return false, err
+	}
+	return !same, nil
+}
+
+// attachPause is the pause before attempt i (i ≥ 1) of an opener that must retry.
+func attachPause(i int) time.Duration { return 50 * time.Microsecond << min(i-1, 10) }
+
+// openHeld opens and validates the region file at path and attaches it: the liveness lock is held
+// and the name is known to lead to the locked file. A region the name no longer leads to after the
+// retries is ENOENT; one that stays held exclusively is EBUSY.
+func openHeld(path string, readOnly bool) (int, unix.Stat_t, Header, error) {
+	busy := false
+	for i := 0; ; i++ {
+		if i > 0 {
+			time.Sleep(attachPause(i))
+		}
+		fd, st, h, err := openRegionFile(path, readOnly)
+		if err != nil {
+			if err == syscall.ENOENT && busy {
+				err = reason{syscall.ENOENT, "removed by a cleaner while being opened"}
+			}
+			return -1, st, h, err
+		}
+		retry, err := holdNamed(fd, path, &st)
+		if err == nil && !retry {
+			return fd, st, h, nil
+		}
+		unix.Close(fd)
+		if err != nil {
+			return -1, st, h, reason{errnoOf(err), "taking the liveness lock"}
+		}
+		busy = true
+		if i+1 == attachTries {
+			var lst unix.Stat_t
+			if unix.Lstat(path, &lst) == unix.ENOENT {
+				return -1, st, h, reason{syscall.ENOENT, "removed by a cleaner while being opened"}
+			}
+			return -1, st, h, reason{syscall.EBUSY, "another process holds the region's liveness lock exclusively (a cleaner?)"}
+		}
+	}
+}
