@@ -212,3 +212,44 @@ func ExampleError() {
 	// true
 	// true
 }
+
+// Every attached process holds its region, and the kernel lets go when the process dies, however it
+// dies. Stat tells whether anyone is attached; GC removes the regions nobody is, such as those a
+// crashed program left in /dev/shm, and never one in use.
+func ExampleGC() {
+	tmp, err := os.MkdirTemp("", "mmipc-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(tmp)
+	shm := mmipc.Dir(tmp) // mmipc.GC() cleans $MMIPC_DIR, or /dev/shm
+
+	inUse, err := shm.Create("in-use", 64, 0)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer inUse.Close()
+	left, err := shm.Create("left-behind", 64, 0)
+	if err != nil {
+		log.Fatal(err)
+	}
+	left.Close() // as if its program had crashed: nobody is attached now
+
+	for _, name := range []string{"in-use", "left-behind"} {
+		info, err := shm.Stat(name)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%s: %d bytes, attached: %v\n", info.Name, info.Size, info.Attached)
+	}
+	removed, err := shm.GC()
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, err = shm.Stat("left-behind")
+	fmt.Println("removed:", removed, "- left-behind exists:", !errors.Is(err, fs.ErrNotExist))
+	// Output:
+	// in-use: 64 bytes, attached: true
+	// left-behind: 64 bytes, attached: false
+	// removed: 1 - left-behind exists: false
+}

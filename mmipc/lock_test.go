@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
@@ -427,6 +428,12 @@ func TestSyncHelperChild(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+	case "region-hold": // path: attach, say so, and hold until killed
+		if _, err := Open(args[0]); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Println("attached")
+		hold()
 	default:
 		ringHelperChild(t, mode, args, arg, hold)
 	}
