@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
 # mmipc build driver.
-#   ./build.sh                 build the library and the C and Go examples into build/, then the demo
+#   ./build.sh                 build the library, the mmipc command and the C and Go examples into
+#                              build/, then the demo
 #   ./build.sh test            build, then run every test suite; the last line is "N passed, M failed"
-#   ./build.sh lib [DIR]       build only libmmipc.so (into DIR, default build/)
-#   ./build.sh examples        build the library, the C examples and their Go twins (go_<name>)
+#   ./build.sh lib [DIR]       build only libmmipc.so and its SONAME link libmmipc.so.MAJOR (into DIR,
+#                              default build/)
+#   ./build.sh examples        build the library, the mmipc command, the C examples and their Go twins
 #   ./build.sh check           the C tests and examples under AddressSanitizer + UBSan (also in test)
 #   ./build.sh bench [-only RE] [-peers=false]  benchmarks next to their baselines and the ring's
 #                              competitors (installed by bench/peers/install.sh when it can): a table,
 #                              build/bench/results.{csv,json} and latency.png (about 2.5 min, plus a
 #                              one-time peer install and build; docs/PERFORMANCE.md)
-#   ./build.sh install PREFIX  install libmmipc.so and mmipc.h under PREFIX/lib and PREFIX/include
+#   ./build.sh install PREFIX  build (in a temporary directory, build/ is left alone), then install:
+#                              PREFIX/lib/libmmipc.so.X.Y.Z with the links libmmipc.so.X and libmmipc.so,
+#                              PREFIX/include/mmipc.h, PREFIX/lib/pkgconfig/mmipc.pc, PREFIX/bin/mmipc
+#                              and the Python package in PREFIX's site-packages (skipped without
+#                              python3). $DESTDIR, if set, is put before every path written (staging);
+#                              the installed files still name PREFIX. Prints what it installed.
 set -euo pipefail
+CALLER_DIR=$PWD # relative DIR and PREFIX arguments are relative to where the script was run from
 cd "$(dirname "$0")"
 ROOT=$PWD
 BUILD=$ROOT/build
@@ -20,15 +28,47 @@ CC=${CC:-cc}
 CWARN=(-Wall -Wextra -Werror)
 CFLAGS=(-std=gnu11 -O2 -g "${CWARN[@]}" -I"$ROOT")
 
+# The number of a version macro of mmipc.h (MAJOR, MINOR or PATCH): the header is the one place
+# the version is written down.
+header_version() {
+	local v
+	v=$(awk -v name="MMIPC_VERSION_$1" '$1 == "#define" && $2 == name { print $3; exit }' "$ROOT/mmipc.h")
+	if ! [[ $v =~ ^[0-9]+$ ]]; then
+		echo "build.sh: mmipc.h has no numeric MMIPC_VERSION_$1" >&2
+		return 1
+	fi
+	echo "$v"
+}
+
+# An argument path made absolute against the caller's directory, normalised (no trailing /).
+abs_path() {
+	case $1 in
+	/*) realpath -ms -- "$1" ;;
+	*) realpath -ms -- "$CALLER_DIR/$1" ;;
+	esac
+}
+
 build_lib() {
-	local out=${1:-$BUILD}
+	local out=${1:-$BUILD} major
+	major=$(header_version MAJOR)
 	mkdir -p "$out"
-	# The version script keeps the .so's dynamic symbols to the mmipc_ API of mmipc.h.
+	# The version script keeps the .so's dynamic symbols to the mmipc_ API of mmipc.h. The SONAME
+	# carries the major version: a program records libmmipc.so.MAJOR as what it needs, so an
+	# incompatible libmmipc.so (another major) installed later is never loaded in its place.
 	CGO_ENABLED=1 go build -buildmode=c-shared \
-		-ldflags="-extldflags=-Wl,--version-script=$ROOT/mmipc.map" \
+		-ldflags="-extldflags=-Wl,--version-script=$ROOT/mmipc.map,-soname,libmmipc.so.$major" \
 		-o "$out/libmmipc.so" .
 	# cgo writes a header of the Go exports; the public header is the hand-written mmipc.h.
 	rm -f "$out/libmmipc.h"
+	# What programs linked with -L"$out" -lmmipc look for at run time (by the SONAME).
+	ln -sfn libmmipc.so "$out/libmmipc.so.$major"
+}
+
+# The mmipc command (cmd/mmipc): pure Go, so no cgo and no libmmipc.so.
+build_cmd() {
+	local out=${1:-$BUILD}
+	mkdir -p "$out"
+	CGO_ENABLED=0 go build -o "$out/mmipc" ./cmd/mmipc
 }
 
 build_examples() {
@@ -89,6 +129,7 @@ python_suite() {
 
 run_tests() {
 	build_lib
+	build_cmd
 	build_examples
 	local log=$BUILD/test-log
 	mkdir -p "$log"
@@ -161,19 +202,123 @@ run_bench() {
 	return "$status"
 }
 
+# ./build.sh install PREFIX: the layout of a C library (the real file named by the full version,
+# the SONAME link programs load, the -lmmipc link the linker reads, the header, a pkg-config file),
+# the command, and the Python package where python3 puts PREFIX's packages. DESTDIR stages the
+# whole tree elsewhere (packaging); the paths written inside the files stay PREFIX's.
+install_all() {
+	if [ -z "${1:-}" ]; then
+		echo "usage: ./build.sh install PREFIX" >&2
+		return 2
+	fi
+	local prefix destdir=""
+	prefix=$(abs_path "$1")
+	if [ -n "${DESTDIR:-}" ]; then destdir=$(abs_path "$DESTDIR"); fi
+	local major minor patch version
+	major=$(header_version MAJOR)
+	minor=$(header_version MINOR)
+	patch=$(header_version PATCH)
+	version=$major.$minor.$patch
+	# The header's version string and its numbers are bumped together; catch one without the other.
+	if ! grep -qx "#define MMIPC_VERSION \"$version\"" mmipc.h; then
+		echo "build.sh: mmipc.h: MMIPC_VERSION is not \"$version\" (its MAJOR/MINOR/PATCH macros)" >&2
+		return 1
+	fi
+
+	# Build away from build/, which a running test suite may be using.
+	INSTALL_STAGE=$(mktemp -d)
+	trap 'rm -rf "$INSTALL_STAGE"' EXIT
+	build_lib "$INSTALL_STAGE"
+	build_cmd "$INSTALL_STAGE"
+
+	local root=$destdir$prefix installed=()
+	local lib=$root/lib real=libmmipc.so.$version
+	install -Dm755 "$INSTALL_STAGE/libmmipc.so" "$lib/$real"
+	# Relative links, so the tree still works when DESTDIR is stripped or the prefix is moved.
+	ln -sfn "$real" "$lib/libmmipc.so.$major"
+	ln -sfn "libmmipc.so.$major" "$lib/libmmipc.so"
+	installed+=("$lib/$real" "$lib/libmmipc.so.$major -> $real" "$lib/libmmipc.so -> libmmipc.so.$major")
+
+	install -Dm644 mmipc.h "$root/include/mmipc.h"
+	installed+=("$root/include/mmipc.h")
+
+	local pc
+	pc=$(<mmipc.pc.in)
+	# Quoted replacements: a & in the prefix stays a & (bash 5.2's patsub_replacement).
+	pc=${pc//@PREFIX@/"$prefix"}
+	pc=${pc//@VERSION@/"$version"}
+	if grep -qE '@[A-Z_]+@' <<<"$pc"; then
+		echo "build.sh: mmipc.pc.in has a placeholder install does not fill: $(grep -oE '@[A-Z_]+@' <<<"$pc" | head -1)" >&2
+		return 1
+	fi
+	install -d "$lib/pkgconfig"
+	printf '%s\n' "$pc" >"$lib/pkgconfig/mmipc.pc"
+	chmod 644 "$lib/pkgconfig/mmipc.pc"
+	installed+=("$lib/pkgconfig/mmipc.pc")
+
+	install -Dm755 "$INSTALL_STAGE/mmipc" "$root/bin/mmipc"
+	installed+=("$root/bin/mmipc")
+
+	local purelib="" f
+	if command -v python3 >/dev/null 2>&1; then
+		# posix_prefix, not the default scheme: Debian's python3 defaults to posix_local, which would
+		# put the package in PREFIX/local/lib/python3.X/dist-packages.
+		purelib=$(python3 -c 'import sys, sysconfig
+print(sysconfig.get_path("purelib", "posix_prefix", vars={"base": sys.argv[1], "platbase": sys.argv[1]}))' "$prefix")
+		install -d "$destdir$purelib/mmipc"
+		for f in python/mmipc/*.py; do
+			install -m644 "$f" "$destdir$purelib/mmipc/"
+			installed+=("$destdir$purelib/mmipc/$(basename "$f")")
+		done
+		# The package looks for the library three directories up (PREFIX/lib/pythonX.Y/site-packages/
+		# mmipc -> PREFIX/lib); a python3 whose scheme nests site-packages otherwise misses it.
+		if [ "$(realpath -ms -- "$purelib/mmipc/../../..")" != "$prefix/lib" ]; then
+			echo "build.sh: warning: python3 puts packages in $purelib, where the mmipc package does not" \
+				"find $prefix/lib/libmmipc.so.$major by itself: set MMIPC_LIB=$prefix/lib/libmmipc.so.$major" >&2
+		fi
+	else
+		echo "build.sh: warning: no python3, so the Python package is not installed" >&2
+	fi
+
+	echo "installed mmipc $version:"
+	printf '  %s\n' "${installed[@]}"
+	if [ -n "$destdir" ]; then
+		return 0 # a staging tree: the hints below are about the final system, not this one
+	fi
+
+	# Hints for whatever does not find the prefix by itself.
+	local hints=() pc_path
+	pc_path=$(pkg-config --variable pc_path pkg-config 2>/dev/null || true)
+	if [[ ":$pc_path:${PKG_CONFIG_PATH:-}:" != *":$lib/pkgconfig:"* ]]; then
+		hints+=("export PKG_CONFIG_PATH=$lib/pkgconfig  # for: cc app.c \$(pkg-config --cflags --libs mmipc)")
+	fi
+	case $lib in
+	/lib | /lib64 | /usr/lib | /usr/lib64) ;; # the dynamic linker's own directories
+	*)
+		if grep -qsxF "$lib" /etc/ld.so.conf /etc/ld.so.conf.d/*.conf; then
+			hints+=("ldconfig  # as root, so that programs find libmmipc.so.$major in $lib")
+		elif [[ ":${LD_LIBRARY_PATH:-}:" != *":$lib:"* ]]; then
+			hints+=("export LD_LIBRARY_PATH=$lib  # or link programs with -Wl,-rpath,$lib")
+		fi
+		;;
+	esac
+	if [ -n "$purelib" ] && ! python3 -c 'import sys; sys.exit(sys.argv[1] not in sys.path)' "$purelib"; then
+		hints+=("export PYTHONPATH=$purelib  # for: import mmipc")
+	fi
+	if [ "${#hints[@]}" -gt 0 ]; then
+		echo "to use it from $prefix:"
+		printf '  %s\n' "${hints[@]}"
+	fi
+}
+
 case "${1:-}" in
-"") build_lib; build_examples; demo ;;
-lib) build_lib "${2:-}" ;;
-examples) build_lib; build_examples ;;
+"") build_lib; build_cmd; build_examples; demo ;;
+lib) build_lib "$(abs_path "${2:-$BUILD}")" ;;
+examples) build_lib; build_cmd; build_examples ;;
 test) run_tests ;;
 check) build_lib; run_sanitized ;;
 bench) shift; run_bench "$@" ;;
-install)
-	prefix=${2:?usage: ./build.sh install PREFIX}
-	build_lib
-	install -Dm755 "$BUILD/libmmipc.so" "$prefix/lib/libmmipc.so"
-	install -Dm644 mmipc.h "$prefix/include/mmipc.h"
-	echo "installed into $prefix" ;;
+install) install_all "${2:-}" ;;
 -h|--help|help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' ;;
 *) echo "unknown command: $1 (try ./build.sh --help)" >&2; exit 2 ;;
 esac

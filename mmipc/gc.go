@@ -144,7 +144,9 @@ func (d Dir) Collect(dryRun bool) ([]string, error) {
 // collectRegion removes the region at path if nobody holds it; true if it did (or, with dryRun,
 // would).
 func collectRegion(path string, dryRun bool) bool {
-	fd, st, _, err := openRegionFile(path, dryRun)
+	// Read-write even for a dry run: the real run needs it for the exclusive lock, and a dry run
+	// must not promise what the real one cannot do.
+	fd, st, _, err := openRegionFile(path, false)
 	if err != nil {
 		return false // not a region, gone, or not ours to judge
 	}
