@@ -7,6 +7,8 @@
 #                              default build/)
 #   ./build.sh examples        build the library, the mmipc command, the C examples and their Go twins
 #   ./build.sh check           the C tests and examples under AddressSanitizer + UBSan (also in test)
+#   ./build.sh fuzz [TIME]     run every Go fuzz target of mmipc/ for TIME each (default 60s); the test
+#                              suite only replays their committed corpus (docs/RELIABILITY.md)
 #   ./build.sh bench [-only RE] [-peers=false]  benchmarks next to their baselines and the ring's
 #                              competitors (installed by bench/peers/install.sh when it can): a table,
 #                              build/bench/results.{csv,json} and latency.png (about 2.5 min, plus a
@@ -311,12 +313,23 @@ print(sysconfig.get_path("purelib", "posix_prefix", vars={"base": sys.argv[1], "
 	fi
 }
 
+# Each fuzz target of the Go package in turn: new crashers land in mmipc/testdata/fuzz/<target>/,
+# where the next ./build.sh test replays them.
+run_fuzz() {
+	local fuzztime=${1:-60s} target
+	for target in $(go test -list '^Fuzz' ./mmipc/ | grep '^Fuzz'); do
+		echo "== $target for $fuzztime"
+		go test ./mmipc/ -run '^$' -fuzz "^$target\$" -fuzztime "$fuzztime"
+	done
+}
+
 case "${1:-}" in
 "") build_lib; build_cmd; build_examples; demo ;;
 lib) build_lib "$(abs_path "${2:-$BUILD}")" ;;
 examples) build_lib; build_cmd; build_examples ;;
 test) run_tests ;;
 check) build_lib; run_sanitized ;;
+fuzz) run_fuzz "${2:-}" ;;
 bench) shift; run_bench "$@" ;;
 install) install_all "${2:-}" ;;
 -h|--help|help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' ;;
