@@ -22,7 +22,10 @@ type SideInfo struct {
 	OwnerAlive bool // that process still runs
 	Shared     bool // the side has had concurrent users, so every operation takes its lock (for good)
 	LockOwner  int  // pid holding the side's lock now, 0 if free
-	Sleepers   int  // processes blocked on this side now (senders waiting for room, receivers for data)
+	// Sleepers counts the blocked calls registered on this side (senders waiting for room,
+	// receivers for data) that no waker has taken yet: an upper bound, since a call that timed out
+	// stays counted until the next wake-up (docs/PROTOCOL.md, "Ring").
+	Sleepers int
 }
 
 // RingStat describes the ring named name, attaching it read-only for the moment it takes. A region

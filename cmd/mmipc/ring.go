@@ -20,7 +20,8 @@ Prints a message ring's state, read without disturbing it (the ring is attached 
                 lock held by pid P|free)" once a second sender has used the ring
   receivers     the same for the receiving side
   sleeping senders, sleeping receivers
-                processes blocked in a send (ring full) or a receive (ring empty) now
+                blocked sends (ring full) and receives (ring empty) registered now; at most
+                that many (a call that timed out stays counted until the next wake-up)
 A region that is not a ring is refused (exit status 1).
 `
 )
