@@ -84,8 +84,11 @@ mmipc_region *mmipc_create(const char *name, size_t size, unsigned int mode);
  * The file is opened without following a symlink and without blocking (a FIFO or device in the
  * directory fails at once), and its header is validated against the file's real size. The size
  * comes from the header.
- * Returns a handle, or NULL with errno ENOENT, EPROTO (not a valid region), ELOOP, EACCES, EINVAL,
- * ENOMEM, ENOTSUP (forked child).
+ * The caller is attached (see "Liveness and cleanup") from here until mmipc_detach.
+ * Returns a handle, or NULL with errno ENOENT (also when mmipc_gc removed the region during the
+ * open), EPROTO (not a valid region), ELOOP, EACCES, EINVAL, ENOMEM, EBUSY (another process keeps
+ * the region's liveness lock exclusively: a cleaner normally holds it for microseconds; the open
+ * retries for about 100 ms first), ENOTSUP (forked child).
  * Ownership: the caller owns the handle; release it with mmipc_detach.
  * Note: if another process truncates the region's file, touching the lost pages raises SIGBUS, as
  * with any mmap, and C cannot turn that into an error (Go peers get EPROTO: Region.Guard). mmipc
@@ -170,7 +173,7 @@ int mmipc_detach(mmipc_region *r);
  * Returns 0, or -1 with errno ENOENT, EPROTO (the file is not a valid region: mmipc_unlink never
  * deletes an ordinary file), ELOOP (a symlink), EINVAL (NULL or bad name), EACCES (the directory is
  * not writable, or the region not readable: unlink reads the header to check it is a region),
- * ENOTSUP.
+ * EPERM (another user's region in a sticky directory such as /dev/shm), ENOTSUP.
  */
 int mmipc_unlink(const char *name);
 
@@ -387,7 +390,7 @@ mmipc_ring *mmipc_ring_create(const char *name, size_t capacity_bytes, unsigned 
 /*
  * mmipc_ring_open - attach an existing ring.
  * Returns a handle, or NULL with errno ENOENT, EINVAL, ELOOP, EACCES, EPROTO (not a ring, or a
- * damaged control block), ENOTSUP (forked child).
+ * damaged control block), EBUSY (as for mmipc_open), ENOTSUP (forked child).
  */
 mmipc_ring *mmipc_ring_open(const char *name);
 

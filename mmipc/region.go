@@ -221,6 +221,9 @@ func (d Dir) create(op, name string, size int, perm fs.FileMode, flags uint32, i
 
 // Open attaches the named region for reading and writing. The file must be a regular file, not a
 // symlink (ELOOP), whose header validates against its real size (else EPROTO); opening never blocks.
+// The process is attached until Close (docs/PROTOCOL.md, "Liveness"): GC leaves the region alone.
+// A region GC removes during the open is ENOENT; one whose liveness lock another process keeps
+// exclusively for more than about 100 ms is EBUSY.
 func (d Dir) Open(name string) (*Region, error) { return d.open(name, false) }
 
 // OpenReadOnly is Open with a read-only mapping.
