@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -214,53 +213,8 @@ func hardeningEnvInt(t *testing.T, key string, def int) int {
 	return v
 }
 
-var (
-	hardeningMu   sync.Mutex
-	hardeningBins = map[string]string{}
-)
-
-// hardeningGoPeer builds the Go peer in tests/<pkg> once per run, with CGO_ENABLED=0 (pure Go).
-func hardeningGoPeer(t *testing.T, pkg string) string {
-	t.Helper()
-	hardeningMu.Lock()
-	defer hardeningMu.Unlock()
-	if bin, ok := hardeningBins[pkg]; ok {
-		return bin
-	}
-	bin := filepath.Join(binDir, "hardening-"+pkg)
-	cmd := exec.Command("go", "build", "-o", bin, "./tests/"+pkg)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("CGO_ENABLED=0 go build ./tests/%s: %v\n%s", pkg, err, out)
-	}
-	hardeningBins[pkg] = bin
-	return bin
-}
-
-// hardeningPython returns the interpreter, or skips the test (as the other cross-language tests do).
-func hardeningPython(t *testing.T) string {
-	t.Helper()
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 is not on PATH")
-	}
-	return py
-}
-
-// hardeningEnv is a peer's environment: the region directory, and for Python the package, the
-// library under test, and no byte-code files written into the checkout.
-func hardeningEnv(dir string) []string {
-	return []string{"MMIPC_DIR=" + dir, "PYTHONPATH=" + filepath.Join(root, "python"),
-		"MMIPC_LIB=" + filepath.Join(libDir, "libmmipc.so"), "PYTHONDONTWRITEBYTECODE=1"}
-}
-
 func crashWriters(t *testing.T) map[string][]string {
-	return map[string][]string{
-		"C":      {compileC(t, "tests/c/crash_writer.c")},
-		"Go":     {hardeningGoPeer(t, "crashwriter")},
-		"Python": {hardeningPython(t), filepath.Join(root, "tests", "python_crash_writer.py")},
-	}
+	return peerSet(t, "tests/c/crash_writer.c", "crashwriter", "python_crash_writer.py")
 }
 
 // hardeningProc is a running peer process.
@@ -480,7 +434,7 @@ func (c *crashFixture) drain(t *testing.T) {
 func (c *crashFixture) start(t *testing.T, argv []string, lang string, i, scratchSize int) *hardeningProc {
 	t.Helper()
 	args := append(append([]string{}, argv...), "write", crashRing, crashLock, strconv.Itoa(i), strconv.Itoa(scratchSize))
-	p, _ := startHardening(t, fmt.Sprintf("%s writer %d", lang, i), time.Minute, hardeningEnv(c.dir), false, args...)
+	p, _ := startHardening(t, fmt.Sprintf("%s writer %d", lang, i), time.Minute, peerEnv(c.dir), false, args...)
 	return p
 }
 
@@ -593,7 +547,7 @@ type helperProc struct {
 
 func startHelper(t *testing.T, dir, goPeer string) *helperProc {
 	t.Helper()
-	p, w := startHardening(t, "helper", 10*time.Minute, hardeningEnv(dir), true, goPeer, "hold", crashHelper, crashHeldOld)
+	p, w := startHardening(t, "helper", 10*time.Minute, peerEnv(dir), true, goPeer, "hold", crashHelper, crashHeldOld)
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(p.out.String(), "holding\n") {
 		if p.exited() || time.Now().After(deadline) {
@@ -670,7 +624,7 @@ func (c *crashFixture) collect(t *testing.T, how, gcBin string, readySince []int
 	var out string
 	switch how {
 	case "C":
-		r := runProgram(t, time.Minute, c.dir, hardeningEnv(c.dir), gcBin, statArgs...)
+		r := runProgram(t, time.Minute, c.dir, peerEnv(c.dir), gcBin, statArgs...)
 		if r.code != 0 {
 			t.Fatalf("hardening_gc: exit %d\n%s", r.code, r.out)
 		}
@@ -681,7 +635,7 @@ func (c *crashFixture) collect(t *testing.T, how, gcBin string, readySince []int
 			"    i = mmipc.stat(n)\n" +
 			"    print(f'stat {n} attached={int(i.attached)} ring={int(i.ring)}')\n" +
 			"print(f'ok gc removed={mmipc.gc()}')\n"
-		r := runProgram(t, time.Minute, c.dir, hardeningEnv(c.dir), hardeningPython(t), append([]string{"-c", script}, statArgs...)...)
+		r := runProgram(t, time.Minute, c.dir, peerEnv(c.dir), python3(t), append([]string{"-c", script}, statArgs...)...)
 		if r.code != 0 {
 			t.Fatalf("python mmipc.gc: exit %d\n%s", r.code, r.out)
 		}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -47,11 +46,7 @@ func TestHardeningLoad(t *testing.T) {
 		seed = v
 	}
 	t.Logf("%d s, seed %d (MMIPC_LOAD_SEED=%d repeats the message lengths)", seconds, seed, seed)
-	peers := map[string][]string{
-		"C":      {compileC(t, "tests/c/load_peer.c")},
-		"Go":     {hardeningGoPeer(t, "loadpeer")},
-		"Python": {hardeningPython(t), filepath.Join(root, "tests", "python_load_peer.py")},
-	}
+	peers := peerSet(t, "tests/c/load_peer.c", "loadpeer", "python_load_peer.py")
 	dir := regionDir(t)
 	d := mmipc.Dir(dir)
 	for _, lr := range loadRings {
@@ -64,7 +59,7 @@ func TestHardeningLoad(t *testing.T) {
 
 	duration := time.Duration(seconds) * time.Second
 	limit := duration + 15*time.Second
-	env := hardeningEnv(dir)
+	env := peerEnv(dir)
 	var procs []*loadProc
 	begin := time.Now()
 	nextID := 1

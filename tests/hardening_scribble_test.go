@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -31,44 +30,9 @@ import (
 
 var hostileLangs = []string{"C", "Go", "Python"}
 
-var (
-	hostileBinsMu sync.Mutex
-	hostileBins   map[string][]string // language -> command line of its peer
-)
-
-// hostilePeers builds the C and Go peers once per run (the Go one with CGO_ENABLED=0, like every Go
-// peer of the suite).
+// hostilePeers: the peers of the hostile-peer and attack tests in each language.
 func hostilePeers(t *testing.T) map[string][]string {
-	t.Helper()
-	hostileBinsMu.Lock()
-	defer hostileBinsMu.Unlock()
-	if hostileBins != nil {
-		return hostileBins
-	}
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 is not on PATH")
-	}
-	goPeer := filepath.Join(binDir, "hostilepeer-go")
-	cmd := exec.Command("go", "build", "-o", goPeer, "./tests/hostilepeer")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("CGO_ENABLED=0 go build ./tests/hostilepeer: %v\n%s", err, out)
-	}
-	hostileBins = map[string][]string{
-		"C":      {compileC(t, "tests/c/hostile_peer.c")},
-		"Go":     {goPeer},
-		"Python": {py, filepath.Join(root, "tests", "python_hostile_peer.py")},
-	}
-	return hostileBins
-}
-
-// hostileEnv is what every peer needs: the region directory and, for Python, the package and the
-// library under test.
-func hostileEnv(dir string) []string {
-	return []string{"MMIPC_DIR=" + dir, "PYTHONPATH=" + filepath.Join(root, "python"),
-		"MMIPC_LIB=" + filepath.Join(libDir, "libmmipc.so")}
+	return peerSet(t, "tests/c/hostile_peer.c", "hostilepeer", "python_hostile_peer.py")
 }
 
 // startHostile starts the peer of lang with args (args[0] is the command) in dir, with a stdin
@@ -82,7 +46,7 @@ func startHostile(t *testing.T, dir, lang string, timeout time.Duration, cred *s
 	cmd := boundedCommand(ctx, argv[0], argv[1:]...)
 	cmd.SysProcAttr.Credential = cred
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), hostileEnv(dir)...)
+	cmd.Env = append(os.Environ(), peerEnv(dir)...)
 	cmd.Stdout, cmd.Stderr = &p.out, &p.out
 	var err error
 	if p.stdin, err = cmd.StdinPipe(); err != nil {

@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -44,37 +42,9 @@ const (
 	syncOffWord     = 128
 )
 
-var (
-	syncBinsMu sync.Mutex
-	syncBins   map[string][]string // language -> command line of its peer
-)
-
-// syncPeers builds the C and Go peers once per run; the Go one with CGO_ENABLED=0, which proves a
-// Go peer needs no cgo to share a lock with C.
+// syncPeers: the peers of the sync tests in each language.
 func syncPeers(t *testing.T) map[string][]string {
-	t.Helper()
-	syncBinsMu.Lock()
-	defer syncBinsMu.Unlock()
-	if syncBins != nil {
-		return syncBins
-	}
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 is not on PATH")
-	}
-	goPeer := filepath.Join(binDir, "syncpeer-go")
-	cmd := exec.Command("go", "build", "-o", goPeer, "./tests/syncpeer")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("CGO_ENABLED=0 go build ./tests/syncpeer: %v\n%s", err, out)
-	}
-	syncBins = map[string][]string{
-		"C":      {compileC(t, "tests/c/syncpeer.c")},
-		"Go":     {goPeer},
-		"Python": {py, filepath.Join(root, "tests", "python_syncpeer.py")},
-	}
-	return syncBins
+	return peerSet(t, "tests/c/syncpeer.c", "syncpeer", "python_syncpeer.py")
 }
 
 // syncRegion creates the shared region in a fresh MMIPC_DIR and returns the directory and the
@@ -113,8 +83,7 @@ func startSync(t *testing.T, dir, lang string, args ...string) *syncProc {
 	p := &pairProc{label: lang + " " + strings.Join(args, " "), cmd: args[0], done: make(chan struct{}), ctx: ctx}
 	cmd := boundedCommand(ctx, argv[0], argv[1:]...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "MMIPC_DIR="+dir, "PYTHONPATH="+filepath.Join(root, "python"),
-		"MMIPC_LIB="+filepath.Join(libDir, "libmmipc.so"))
+	cmd.Env = append(os.Environ(), peerEnv(dir)...)
 	cmd.Stdout, cmd.Stderr = &p.out, &p.out
 	if err := cmd.Start(); err != nil {
 		cancel()
