@@ -40,3 +40,28 @@ func TestReadmeCleanupSnippet(t *testing.T) {
 		t.Errorf("jobs, held by this test, was touched: %v", err)
 	}
 }
+
+// c_examples/leftover_cleanup.c: a killed worker's region is reported unattached and collected;
+// the parent's region is kept; nothing is left behind.
+func TestExampleLeftoverCleanup(t *testing.T) {
+	bin := compileC(t, "c_examples/leftover_cleanup.c")
+	rdir := regionDir(t)
+	r := runProgram(t, time.Minute, rdir, []string{"MMIPC_DIR=" + rdir}, bin)
+	want := `worker running:
+jobs     4096 bytes, attached: yes
+scratch  1048576 bytes, attached: yes
+mmipc_gc removed 0
+worker killed:
+jobs     4096 bytes, attached: yes
+scratch  1048576 bytes, attached: no
+mmipc_gc removed 1
+jobs     4096 bytes, attached: yes
+scratch  gone
+`
+	if r.code != 0 || r.out != want {
+		t.Fatalf("exit %d, output:\n%s\nwant:\n%s", r.code, r.out, want)
+	}
+	if entries, _ := os.ReadDir(rdir); len(entries) != 0 {
+		t.Errorf("the example left %d files behind", len(entries))
+	}
+}
