@@ -195,6 +195,11 @@ func recordLen(n uint64) uint64 { return recordHeaderLen + (n+7)&^7 }
 // damaged), EINVAL (closed handle, bad timeout).
 func (q *Ring) Send(msg []byte, timeout time.Duration) (err error) {
 	defer q.endGuard("ring_send", &err, debug.SetPanicOnFault(true))
+	return q.sendCopy(msg, timeout)
+}
+
+// sendCopy is Send's body, apart from the guard so that the defer does not weigh on its code.
+func (q *Ring) sendCopy(msg []byte, timeout time.Duration) error {
 	t, pad, err := q.startSend("ring_send", len(msg), timeout)
 	if err != nil {
 		return err
@@ -340,8 +345,13 @@ func putRecordHeader(buf []byte, off uint64, length, kind uint32, p uint64) {
 // which stays in the ring; Peek tells its length), EAGAIN or ETIMEDOUT (no message), EBUSY (a Peek
 // is pending on this handle), EPROTO (the ring is damaged), EINVAL (closed handle, bad timeout).
 func (q *Ring) Recv(buf []byte, timeout time.Duration) (_ int, err error) {
+	defer q.endGuard("ring_recv", &err, debug.SetPanicOnFault(true))
+	return q.recvCopy(buf, timeout)
+}
+
+// recvCopy is Recv's body, apart from the guard.
+func (q *Ring) recvCopy(buf []byte, timeout time.Duration) (int, error) {
 	const op = "ring_recv"
-	defer q.endGuard(op, &err, debug.SetPanicOnFault(true))
 	if err := q.usable(op, timeout); err != nil {
 		return 0, err
 	}
