@@ -1,12 +1,10 @@
 package tests
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -40,38 +38,14 @@ func hostilePeers(t *testing.T) map[string][]string {
 // nil, is the user it runs as. It is reaped by the end of the test.
 func startHostile(t *testing.T, dir, lang string, timeout time.Duration, cred *syscall.Credential, args ...string) *hostileProc {
 	t.Helper()
-	argv := append(append([]string{}, hostilePeers(t)[lang]...), args...)
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	p := &pairProc{label: lang + " " + strings.Join(args, " "), cmd: args[0], done: make(chan struct{}), ctx: ctx}
-	cmd := boundedCommand(ctx, argv[0], argv[1:]...)
-	cmd.SysProcAttr.Credential = cred
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), peerEnv(dir)...)
-	cmd.Stdout, cmd.Stderr = &p.out, &p.out
-	var err error
-	if p.stdin, err = cmd.StdinPipe(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("starting %s: %v", p.label, err)
-	}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-p.done
-	})
-	return &hostileProc{p, cmd.Process.Pid}
+	return &hostileProc{launch(t, launchSpec{label: lang + " " + strings.Join(args, " "), cmd: args[0],
+		argv: append(append([]string{}, hostilePeers(t)[lang]...), args...), dir: dir, env: peerEnv(dir),
+		timeout: timeout, stdin: true, cred: cred})}
 }
 
 // hostileProc is a running hostile peer.
 type hostileProc struct {
 	*pairProc
-	pid int
 }
 
 // say writes a line to the peer's stdin.

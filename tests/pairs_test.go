@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -88,24 +89,36 @@ type pairProc struct {
 	cmd   string // the peer command, whose "ok <cmd>" line success needs
 	out   lockedBuffer
 	stdin io.WriteCloser // nil unless asked for
-	done  chan struct{}  // closed when the process has been waited for
-	err   error          // Wait's result, set before done closes
+	pid   int
+	done  chan struct{} // closed when the process has been waited for
+	err   error         // Wait's result, set before done closes
 	ctx   context.Context
 }
 
-// startPeer starts a peer of language lang running args (args[0] is the command), with
-// MMIPC_DIR=dir, bounded by pairTimeout: on timeout its whole process group is killed (an
-// anon-parent's child included). The process is always reaped by the end of the test.
-func startPeer(t *testing.T, dir, lang string, withStdin bool, args ...string) *pairProc {
+// launchSpec says how to start a peer process.
+type launchSpec struct {
+	label   string   // for messages
+	cmd     string   // the peer command, whose "ok <cmd>" line success needs
+	argv    []string // the program and its arguments
+	dir     string   // working directory
+	env     []string // added to the test's environment
+	timeout time.Duration
+	stdin   bool                // give it a stdin pipe (pairProc.stdin)
+	cred    *syscall.Credential // run as this user, if not nil
+}
+
+// launch starts a peer: in its own process group, which is killed when the timeout expires (a
+// hang fails the test instead of stalling it). The process is always reaped by the end of the test.
+func launch(t *testing.T, s launchSpec) *pairProc {
 	t.Helper()
-	bin := pairPeers(t)[lang]
-	ctx, cancel := context.WithTimeout(context.Background(), pairTimeout)
-	p := &pairProc{label: lang + " " + strings.Join(args, " "), cmd: args[0], done: make(chan struct{}), ctx: ctx}
-	cmd := boundedCommand(ctx, bin, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "MMIPC_DIR="+dir)
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	p := &pairProc{label: s.label, cmd: s.cmd, done: make(chan struct{}), ctx: ctx}
+	cmd := boundedCommand(ctx, s.argv[0], s.argv[1:]...)
+	cmd.SysProcAttr.Credential = s.cred
+	cmd.Dir = s.dir
+	cmd.Env = append(os.Environ(), s.env...)
 	cmd.Stdout, cmd.Stderr = &p.out, &p.out
-	if withStdin {
+	if s.stdin {
 		var err error
 		if p.stdin, err = cmd.StdinPipe(); err != nil {
 			cancel()
@@ -116,6 +129,7 @@ func startPeer(t *testing.T, dir, lang string, withStdin bool, args ...string) *
 		cancel()
 		t.Fatalf("starting %s: %v", p.label, err)
 	}
+	p.pid = cmd.Process.Pid
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)
@@ -125,6 +139,16 @@ func startPeer(t *testing.T, dir, lang string, withStdin bool, args ...string) *
 		<-p.done
 	})
 	return p
+}
+
+// startPeer starts a peer of language lang running args (args[0] is the command), with
+// MMIPC_DIR=dir, bounded by pairTimeout: on timeout its whole process group is killed (an
+// anon-parent's child included). The process is always reaped by the end of the test.
+func startPeer(t *testing.T, dir, lang string, withStdin bool, args ...string) *pairProc {
+	t.Helper()
+	return launch(t, launchSpec{label: lang + " " + strings.Join(args, " "), cmd: args[0],
+		argv: append([]string{pairPeers(t)[lang]}, args...), dir: dir, env: []string{"MMIPC_DIR=" + dir},
+		timeout: pairTimeout, stdin: withStdin})
 }
 
 // waitFor waits until the peer's output contains s. It returns false if the peer exited or the

@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -71,33 +70,15 @@ func load64(b []byte, off int) uint64 {
 // syncProc is a running peer and its process, for the kill.
 type syncProc struct {
 	*pairProc
-	pid int
 }
 
 // startSync starts the peer of lang with args (args[0] is the command) on the region in dir,
 // bounded by syncTimeout (then its process group is killed); it is reaped by the end of the test.
 func startSync(t *testing.T, dir, lang string, args ...string) *syncProc {
 	t.Helper()
-	argv := append(append([]string{}, syncPeers(t)[lang]...), args...)
-	ctx, cancel := context.WithTimeout(context.Background(), syncTimeout)
-	p := &pairProc{label: lang + " " + strings.Join(args, " "), cmd: args[0], done: make(chan struct{}), ctx: ctx}
-	cmd := boundedCommand(ctx, argv[0], argv[1:]...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), peerEnv(dir)...)
-	cmd.Stdout, cmd.Stderr = &p.out, &p.out
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("starting %s: %v", p.label, err)
-	}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-p.done
-	})
-	return &syncProc{p, cmd.Process.Pid}
+	return &syncProc{launch(t, launchSpec{label: lang + " " + strings.Join(args, " "), cmd: args[0],
+		argv: append(append([]string{}, syncPeers(t)[lang]...), args...), dir: dir, env: peerEnv(dir),
+		timeout: syncTimeout})}
 }
 
 // await waits until the peer printed s; it fails the test (with the output) otherwise.
