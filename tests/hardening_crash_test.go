@@ -1,12 +1,11 @@
 package tests
 
 import (
-	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -217,83 +216,12 @@ func crashWriters(t *testing.T) map[string][]string {
 	return peerSet(t, "tests/c/crash_writer.c", "crashwriter", "python_crash_writer.py")
 }
 
-// hardeningProc is a running peer process.
-type hardeningProc struct {
-	label string
-	pid   int
-	out   lockedBuffer
-	done  chan struct{}
-	err   error // Wait's, set before done closes
-	start time.Time
-}
-
 // startHardening starts argv with env added, in its own process group, killed (the group) after
-// limit; it is always reaped by the end of the test.
-func startHardening(t *testing.T, label string, limit time.Duration, env []string, stdin bool, argv ...string) (*hardeningProc, *os.File) {
+// limit, with a stdin pipe if asked; it is always reaped by the end of the test.
+func startHardening(t *testing.T, label string, limit time.Duration, env []string, stdin bool, argv ...string) (*pairProc, io.WriteCloser) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	cmd := boundedCommand(ctx, argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), env...)
-	p := &hardeningProc{label: label, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = &p.out, &p.out
-	var w *os.File
-	if stdin {
-		r, pw, err := os.Pipe()
-		if err != nil {
-			cancel()
-			t.Fatal(err)
-		}
-		cmd.Stdin, w = r, pw
-		defer r.Close()
-	}
-	p.start = time.Now()
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("starting %s: %v", label, err)
-	}
-	p.pid = cmd.Process.Pid
-	go func() {
-		p.err = cmd.Wait()
-		cancel()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-p.done
-		if w != nil {
-			w.Close()
-		}
-	})
-	return p, w
-}
-
-func (p *hardeningProc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// kill sends SIGKILL, reaps the process, and fails the test unless SIGKILL is what ended it.
-func (p *hardeningProc) kill(t *testing.T) {
-	t.Helper()
-	if p.exited() {
-		t.Fatalf("%s exited on its own before the kill: %v\n%s", p.label, p.err, p.out.String())
-	}
-	if err := syscall.Kill(p.pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("%s: not reaped 10 s after SIGKILL", p.label)
-	}
-	var ee *exec.ExitError
-	if !errors.As(p.err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-		t.Fatalf("%s: ended with %v, want killed by SIGKILL:\n%s", p.label, p.err, p.out.String())
-	}
+	p := launch(t, launchSpec{label: label, argv: argv, env: env, timeout: limit, stdin: stdin})
+	return p, p.stdin
 }
 
 // crashFixture is the test process's side: the regions it stays attached to and the receiver.
@@ -431,7 +359,7 @@ func (c *crashFixture) drain(t *testing.T) {
 	}
 }
 
-func (c *crashFixture) start(t *testing.T, argv []string, lang string, i, scratchSize int) *hardeningProc {
+func (c *crashFixture) start(t *testing.T, argv []string, lang string, i, scratchSize int) *pairProc {
 	t.Helper()
 	args := append(append([]string{}, argv...), "write", crashRing, crashLock, strconv.Itoa(i), strconv.Itoa(scratchSize))
 	p, _ := startHardening(t, fmt.Sprintf("%s writer %d", lang, i), time.Minute, peerEnv(c.dir), false, args...)
@@ -439,7 +367,7 @@ func (c *crashFixture) start(t *testing.T, argv []string, lang string, i, scratc
 }
 
 // awaitReady waits until writer i stored ready = i+1, and returns how long it took from the exec.
-func (c *crashFixture) awaitReady(t *testing.T, w *hardeningProc, i int) time.Duration {
+func (c *crashFixture) awaitReady(t *testing.T, w *pairProc, i int) time.Duration {
 	t.Helper()
 	word := c.u32(crashOffReady)
 	deadline := time.Now().Add(20 * time.Second)
@@ -457,7 +385,7 @@ func (c *crashFixture) awaitReady(t *testing.T, w *hardeningProc, i int) time.Du
 
 // awaitFirstMessage waits until writer i's first message arrived: the ring works after the kills
 // before.
-func (c *crashFixture) awaitFirstMessage(t *testing.T, w *hardeningProc, i int) {
+func (c *crashFixture) awaitFirstMessage(t *testing.T, w *pairProc, i int) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for c.received(i) == 0 {
@@ -471,7 +399,7 @@ func (c *crashFixture) awaitFirstMessage(t *testing.T, w *hardeningProc, i int) 
 // afterKill checks the lock and the ring after writer i was killed and the ring drained, and
 // repairs the invariant, unless it leaves that to the next writer (returned true; only when
 // nextRepairs, the next writer being one that runs its loop).
-func (c *crashFixture) afterKill(t *testing.T, w *hardeningProc, i int, early, nextRepairs bool, st *crashStats) bool {
+func (c *crashFixture) afterKill(t *testing.T, w *pairProc, i int, early, nextRepairs bool, st *crashStats) bool {
 	t.Helper()
 	owner := atomic.LoadUint64(c.u64(0))
 	held := owner != 0
@@ -541,8 +469,8 @@ func (c *crashFixture) afterKill(t *testing.T, w *hardeningProc, i int, early, n
 
 // helperProc is the live helper process: a gc must leave what it holds.
 type helperProc struct {
-	*hardeningProc
-	stdin *os.File
+	*pairProc
+	stdin io.WriteCloser
 }
 
 func startHelper(t *testing.T, dir, goPeer string) *helperProc {

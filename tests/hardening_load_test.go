@@ -257,7 +257,7 @@ var loadRings = []loadRing{
 }
 
 type loadProc struct {
-	*hardeningProc
+	*pairProc
 	lang, role, ring  string
 	id                int
 	rssFirst, rssLast int64
@@ -272,7 +272,7 @@ func startLoad(t *testing.T, peers map[string][]string, lr loadRing, lang, role 
 	argv := append(append([]string{}, peers[lang]...), args...)
 	// The context's kill is a backstop; the test itself fails a process still running at limit.
 	p, _ := startHardening(t, label, limit+30*time.Second, env, false, argv...)
-	return &loadProc{hardeningProc: p, lang: lang, role: role, ring: lr.name, id: id}
+	return &loadProc{pairProc: p, lang: lang, role: role, ring: lr.name, id: id}
 }
 
 func loadReceiver(procs []*loadProc, ring string) *loadProc {

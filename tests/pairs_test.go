@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -90,6 +91,7 @@ type pairProc struct {
 	out   lockedBuffer
 	stdin io.WriteCloser // nil unless asked for
 	pid   int
+	start time.Time     // when it was started
 	done  chan struct{} // closed when the process has been waited for
 	err   error         // Wait's result, set before done closes
 	ctx   context.Context
@@ -129,7 +131,7 @@ func launch(t *testing.T, s launchSpec) *pairProc {
 		cancel()
 		t.Fatalf("starting %s: %v", p.label, err)
 	}
-	p.pid = cmd.Process.Pid
+	p.pid, p.start = cmd.Process.Pid, time.Now()
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)
@@ -149,6 +151,37 @@ func startPeer(t *testing.T, dir, lang string, withStdin bool, args ...string) *
 	return launch(t, launchSpec{label: lang + " " + strings.Join(args, " "), cmd: args[0],
 		argv: append([]string{pairPeers(t)[lang]}, args...), dir: dir, env: []string{"MMIPC_DIR=" + dir},
 		timeout: pairTimeout, stdin: withStdin})
+}
+
+// exited reports whether the process has ended and been reaped.
+func (p *pairProc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// kill sends SIGKILL, reaps the process, and fails the test unless it was still running and
+// SIGKILL is what ended it.
+func (p *pairProc) kill(t *testing.T) {
+	t.Helper()
+	if p.exited() {
+		t.Fatalf("%s exited on its own before the kill: %v\n%s", p.label, p.err, p.out.String())
+	}
+	if err := syscall.Kill(p.pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: not reaped 10 s after SIGKILL", p.label)
+	}
+	var ee *exec.ExitError
+	if !errors.As(p.err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("%s: ended with %v, want killed by SIGKILL:\n%s", p.label, p.err, p.out.String())
+	}
 }
 
 // waitFor waits until the peer's output contains s. It returns false if the peer exited or the

@@ -1,10 +1,8 @@
 package tests
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -86,32 +84,6 @@ func (p *syncProc) await(t *testing.T, s string) {
 	t.Helper()
 	if !p.waitFor(s, 20*time.Second) {
 		t.Fatalf("%s never printed %q (exited: %v):\n%s", p.label, s, p.exited(), p.out.String())
-	}
-}
-
-func (p *syncProc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// killHolder kills a holder with SIGKILL and waits until it is reaped; it must not have exited
-// on its own before.
-func (p *syncProc) killHolder(t *testing.T) {
-	t.Helper()
-	if p.exited() {
-		t.Fatalf("%s exited before the kill: %v\n%s", p.label, p.err, p.out.String())
-	}
-	if err := syscall.Kill(p.pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-p.done
-	var ee *exec.ExitError
-	if !errors.As(p.err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-		t.Fatalf("%s: ended with %v, want killed by SIGKILL:\n%s", p.label, p.err, p.out.String())
 	}
 }
 
@@ -303,9 +275,9 @@ func TestSyncCrossOwnerDeath(t *testing.T) {
 						surv = startSync(t, dir, y, "survive", syncRegionName, fmt.Sprint(deathRounds), "probe")
 						surv.await(t, "waiting\n")
 						waitSleepers(t, b, 1)
-						holder.killHolder(t)
+						holder.kill(t)
 					} else {
-						holder.killHolder(t)
+						holder.kill(t)
 						surv = startSync(t, dir, y, "survive", syncRegionName, fmt.Sprint(deathRounds), "noprobe")
 					}
 					checkTakeover(t, dir, b, surv, otherLang(x, y))
@@ -332,7 +304,7 @@ func TestSyncCrossOwnerDeathOneTaker(t *testing.T) {
 				survs = append(survs, s)
 			}
 			waitSleepers(t, b, 2)
-			holder.killHolder(t)
+			holder.kill(t)
 			finishSync(t, survs...)
 			if k := survs[0].intField(t, "ownerdead") + survs[1].intField(t, "ownerdead"); k != 1 {
 				t.Errorf("%d EOWNERDEADs between the two survivors, want exactly 1", k)
