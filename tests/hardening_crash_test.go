@@ -41,9 +41,9 @@ import (
 //     whole unless the writer died holding the lock, and is repaired. Every eighth kill holding the
 //     lock leaves the repair to the next writer, which must report it. A writer killed between
 //     reserve and commit delivered nothing of that message;
-//   - garbage collection, once through C (mmipc_gc, tests/c/hardening_gc.c) a third of the way,
-//     once through Python (mmipc.gc) two thirds of the way, and at the end through Go
-//     (Dir.Collect), removes exactly the dead writers' scratch regions and leftover creation temp
+//   - garbage collection, through C (mmipc_gc, tests/c/hardening_gc.c) a quarter of the way,
+//     Python (mmipc.gc) half way, Go (Dir.Collect) three quarters of the way, and the mmipc
+//     command (mmipc stat, mmipc gc --dry-run, mmipc gc) at the end, removes exactly the dead writers' scratch regions and leftover creation temp
 //     files: not the ring, the lock region or the kept region (this process is attached), nor
 //     "helper-held" and "scratch-0" (a live helper process holds them).
 //
@@ -51,8 +51,8 @@ import (
 // delays (else the time; it is logged).
 func TestHardeningCrash(t *testing.T) {
 	runs := hardeningEnvInt(t, "MMIPC_CRASH_RUNS", 200)
-	if runs < 3 {
-		t.Fatalf("MMIPC_CRASH_RUNS=%d: at least 3 are needed (one gc in each third)", runs)
+	if runs < 4 {
+		t.Fatalf("MMIPC_CRASH_RUNS=%d: at least 4 are needed (one gc in each quarter)", runs)
 	}
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("MMIPC_CRASH_SEED"); s != "" {
@@ -128,11 +128,14 @@ func TestHardeningCrash(t *testing.T) {
 		case 0:
 			// The live helper: holds its own region and the first dead writer's scratch region.
 			helper = startHelper(t, c.dir, writers["Go"][0])
-		case runs / 3:
+		case runs / 4:
 			c.collect(t, "C", gcBin, readySince, &st)
 			readySince = nil
-		case 2 * runs / 3:
+		case runs / 2:
 			c.collect(t, "Python", "", readySince, &st)
+			readySince = nil
+		case 3 * runs / 4:
+			c.collect(t, "Go", "", readySince, &st)
 			readySince = nil
 		}
 		if t.Failed() {
@@ -142,7 +145,7 @@ func TestHardeningCrash(t *testing.T) {
 	if pendingFixed {
 		t.Fatal("the last writer left the lock to be repaired") // never chosen: see afterKill
 	}
-	c.collect(t, "Go", "", readySince, &st)
+	c.collect(t, "command", mmipcCommand(t), readySince, &st)
 	helper.stop(t)
 	c.stopReceiver()
 	c.finalChecks(t, runs)
@@ -585,6 +588,8 @@ func (c *crashFixture) collect(t *testing.T, how, gcBin string, readySince []int
 			t.Fatalf("Collect(false) removed %q, want %q", names, want)
 		}
 		out += fmt.Sprintf("ok gc removed=%d\n", len(names))
+	case "command":
+		out = c.collectByCommand(t, gcBin, statArgs, want)
 	}
 	for _, name := range statArgs {
 		line := fmt.Sprintf("stat %s attached=1 ring=%d\n", name, crashBit(name == crashRing))
@@ -616,6 +621,48 @@ func crashBit(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// collectByCommand is collect's round through the mmipc command (gcBin): "mmipc stat" of each
+// name, "mmipc gc --dry-run" and "mmipc gc", each checked against want; it returns the round's
+// report in the form the other rounds print.
+func (c *crashFixture) collectByCommand(t *testing.T, bin string, statArgs, want []string) string {
+	t.Helper()
+	run := func(args ...string) string {
+		r := runProgram(t, time.Minute, c.dir, peerEnv(c.dir), bin, args...)
+		if r.code != 0 {
+			t.Fatalf("mmipc %s: exit %d\n%s", strings.Join(args, " "), r.code, r.out)
+		}
+		return r.out
+	}
+	var out string
+	for _, name := range statArgs {
+		fields := map[string]string{}
+		for _, line := range strings.Split(run("stat", name), "\n") {
+			if k, v, ok := strings.Cut(line, ": "); ok {
+				fields[k] = v
+			}
+		}
+		out += fmt.Sprintf("stat %s attached=%d ring=%d\n", name, crashBit(fields["attached"] == "yes"), crashBit(fields["kind"] == "ring"))
+	}
+	listed := func(text, prefix string) []string {
+		var names []string
+		for _, line := range strings.Split(text, "\n") {
+			if name, ok := strings.CutPrefix(line, prefix); ok {
+				names = append(names, name)
+			}
+		}
+		slices.Sort(names)
+		return names
+	}
+	if dry := listed(run("gc", "--dry-run"), "would remove "); !slices.Equal(dry, want) {
+		t.Fatalf("mmipc gc --dry-run lists %q, want %q", dry, want)
+	}
+	removed := listed(run("gc"), "removed ")
+	if !slices.Equal(removed, want) {
+		t.Fatalf("mmipc gc removed %q, want %q", removed, want)
+	}
+	return out + fmt.Sprintf("ok gc removed=%d\n", len(removed))
 }
 
 // finalChecks: after the last gc, the ring still carries a message to this process's receiver,

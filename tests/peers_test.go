@@ -42,19 +42,26 @@ func peerSet(t *testing.T, cSrc, goPkg, pyScript string) map[string][]string {
 }
 
 // goPeer builds the Go command in tests/<pkg> once per run, with CGO_ENABLED=0.
-func goPeer(t *testing.T, pkg string) string {
+func goPeer(t *testing.T, pkg string) string { return goCommand(t, "./tests/"+pkg) }
+
+// mmipcCommand builds the mmipc command (cmd/mmipc) once per run.
+func mmipcCommand(t *testing.T) string { return goCommand(t, "./cmd/mmipc") }
+
+// goCommand builds the Go command at pkg (relative to the checkout) once per run, with
+// CGO_ENABLED=0.
+func goCommand(t *testing.T, pkg string) string {
 	t.Helper()
 	peersMu.Lock()
 	defer peersMu.Unlock()
 	if bin, ok := goPeerBin[pkg]; ok {
 		return bin
 	}
-	bin := filepath.Join(binDir, "gopeer-"+pkg)
-	cmd := exec.Command("go", "build", "-o", bin, "./tests/"+pkg)
+	bin := filepath.Join(binDir, "go-"+filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", bin, pkg)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("CGO_ENABLED=0 go build ./tests/%s: %v\n%s", pkg, err, out)
+		t.Fatalf("CGO_ENABLED=0 go build %s: %v\n%s", pkg, err, out)
 	}
 	goPeerBin[pkg] = bin
 	return bin
