@@ -18,7 +18,8 @@ import (
 // crash: EPROTO when the region's file was truncated under the mapping (the usual cause), else
 // EFAULT. Use it around code that reads or writes a region other processes can write to (see
 // docs/RELIABILITY.md). Other panics propagate. After a fault the region's bytes should be left
-// alone: Close it. A closed region gives EBADF and f is not called.
+// alone: Close it. A closed region gives EBADF and f is not called. Close waits for f to return,
+// so f itself must not Close the region (it would wait for itself).
 func (r *Region) Guard(f func(data []byte)) (err error) {
 	r.mu.RLock() // Close waits: the mapping stays while f runs
 	defer r.mu.RUnlock()
