@@ -14,6 +14,7 @@ import "C"
 import (
 	"errors"
 	"io/fs"
+	"math"
 	"syscall"
 	"unsafe"
 
@@ -114,7 +115,7 @@ func mmipcgo_stat(name *C.char, dir *C.char, out *C.mmipc_info, errbuf *C.char) 
 //export mmipcgo_gc
 func mmipcgo_gc(dir *C.char, removed *C.int, errbuf *C.char) C.int {
 	n, err := mmipc.Dir(C.GoString(dir)).GC()
-	*removed = C.int(n)
+	*removed = C.int(min(n, math.MaxInt32)) // a count past INT_MAX is not a failure
 	return errno(err, errbuf)
 }
 

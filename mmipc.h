@@ -232,6 +232,8 @@ const char *mmipc_version(void);
  * fcntl F_OFD_SETLK on byte 0: docs/PROTOCOL.md, "Liveness"). A forked child that keeps the handle
  * keeps the lock too. So a region nobody is attached to is known exactly, and mmipc_gc can remove
  * what crashed programs left in /dev/shm without ever removing a region in use.
+ * Do not take fcntl()/lockf() write locks on byte 0 (or the whole) of a region's file: they conflict
+ * with these locks (opens would fail with EBUSY). flock() and mmipc_lock are unaffected.
  */
 
 /* Bit of mmipc_info.flags: the region holds a message ring. */

@@ -28,8 +28,9 @@ const copyChunk = 4 << 20
 // CopyFileProgress is CopyFile reporting its progress: unless nil, progress is called after every
 // chunk of at most 4 MiB with the bytes copied so far and the total, and last with copied == total
 // (once, with 0 and 0, for an empty file). It is called on the copying goroutine; a slow progress
-// slows the copy.
-func CopyFileProgress(src, dst string, progress func(copied, total int64)) error {
+// slows the copy. A progress that returns an error stops the copy: the temporary file is removed,
+// dst is left as it was, and the error is ECANCELED with progress's error as its detail.
+func CopyFileProgress(src, dst string, progress func(copied, total int64) error) error {
 	fail := func(err error, detail string) error {
 		return &Error{Op: "copy_file", Name: src, Path: dst, Errno: errnoOf(err), Detail: detail}
 	}
@@ -47,7 +48,13 @@ func CopyFileProgress(src, dst string, progress func(copied, total int64)) error
 		return fail(syscall.EINVAL, "source and destination are the same file")
 	}
 
-	tmp := filepath.Join(filepath.Dir(dst), fmt.Sprintf(".%s.mmipc-%d-%016x.tmp", filepath.Base(dst), os.Getpid(), rand.Uint64()))
+	// The temporary name carries (the start of) dst's name, for whoever finds it after a crash,
+	// but never so much of it that a long valid dst makes the temporary name too long.
+	base := filepath.Base(dst)
+	if len(base) > 64 {
+		base = base[:64]
+	}
+	tmp := filepath.Join(filepath.Dir(dst), fmt.Sprintf(".%s.mmipc-%d-%016x.tmp", base, os.Getpid(), rand.Uint64()))
 	fd, err := unix.Open(tmp, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return fail(err, "creating the temporary file beside the destination")
@@ -68,11 +75,17 @@ func CopyFileProgress(src, dst string, progress func(copied, total int64)) error
 		}
 		for off := int64(0); off < size; off += copyWindow {
 			if err := copyWindowAt(in, fd, off, min(copyWindow, size-off), size, progress); err != nil {
-				return fail(err, fmt.Sprintf("at offset %d", off))
+				where := fmt.Sprintf("at offset %d", off)
+				if d := detailOf(err); d != "" {
+					where = d + " (" + where + ")"
+				}
+				return fail(err, where)
 			}
 		}
 	} else if progress != nil {
-		progress(0, 0)
+		if err := progress(0, 0); err != nil {
+			return fail(syscall.ECANCELED, err.Error())
+		}
 	}
 	if err := unix.Rename(tmp, dst); err != nil {
 		return fail(err, "renaming the copy into place")
@@ -83,7 +96,7 @@ func CopyFileProgress(src, dst string, progress func(copied, total int64)) error
 
 // copyWindowAt copies n bytes at offset off from one file to the other through two mappings,
 // reporting progress (towards total) per chunk.
-func copyWindowAt(srcFd, dstFd int, off, n, total int64, progress func(copied, total int64)) error {
+func copyWindowAt(srcFd, dstFd int, off, n, total int64, progress func(copied, total int64) error) error {
 	src, err := unix.Mmap(srcFd, off, int(n), unix.PROT_READ, unix.MAP_SHARED)
 	if err != nil {
 		return err
@@ -104,7 +117,9 @@ func copyWindowAt(srcFd, dstFd int, off, n, total int64, progress func(copied, t
 			return err
 		}
 		done += k
-		progress(off+done, total)
+		if err := progress(off+done, total); err != nil {
+			return reason{syscall.ECANCELED, err.Error()}
+		}
 	}
 	return nil
 }

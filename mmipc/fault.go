@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -19,7 +20,8 @@ import (
 // EFAULT. Use it around code that reads or writes a region other processes can write to (see
 // docs/RELIABILITY.md). Other panics propagate. After a fault the region's bytes should be left
 // alone: Close it. A closed region gives EBADF and f is not called. Close waits for f to return,
-// so f itself must not Close the region (it would wait for itself).
+// and f must not call r's methods: f works on the data it is given (a method called in f while
+// another goroutine waits in Close would wait for that Close, which waits for f).
 func (r *Region) Guard(f func(data []byte)) (err error) {
 	r.mu.RLock() // Close waits: the mapping stays while f runs
 	defer r.mu.RUnlock()
@@ -50,15 +52,22 @@ func faultAddr(p any) uintptr {
 	return fault.Addr()
 }
 
-// faultError explains a fault at addr in the region's mapping: the file's size now tells a
-// truncation from anything else.
+// faultError explains a fault at addr. In a mapping of the region's file that this process may
+// write, only a page beyond the file's end faults (SIGBUS): the file was truncated, and may have
+// been grown back since. In a read-only mapping a fault may also be a write (SIGSEGV), which Go
+// cannot tell apart, so there only a file that is shorter now is called a truncation.
 func (r *Region) faultError(op string, addr uintptr) error {
-	errno, detail := syscall.EFAULT, fmt.Sprintf("memory fault at %#x", addr)
 	var st unix.Stat_t
-	if unix.Fstat(r.fd, &st) == nil && st.Size < int64(len(r.mem)) {
-		errno = syscall.EPROTO
-		detail = fmt.Sprintf("the region's file was truncated to %d bytes under a %d-byte mapping (memory fault at %#x)",
-			st.Size, len(r.mem), addr)
+	shorter := unix.Fstat(r.fd, &st) == nil && st.Size < int64(len(r.mem))
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(r.mem)))
+	inside := addr >= base && addr-base < uintptr(len(r.mem))
+	switch {
+	case shorter:
+		return &Error{Op: op, Name: r.name, Errno: syscall.EPROTO, Detail: fmt.Sprintf(
+			"the region's file was truncated to %d bytes under a %d-byte mapping (memory fault at %#x)", st.Size, len(r.mem), addr)}
+	case inside && !r.readOnly:
+		return &Error{Op: op, Name: r.name, Errno: syscall.EPROTO, Detail: fmt.Sprintf(
+			"the region's file was truncated under the mapping, and has grown back since (memory fault at %#x)", addr)}
 	}
-	return &Error{Op: op, Name: r.name, Errno: errno, Detail: detail}
+	return &Error{Op: op, Name: r.name, Errno: syscall.EFAULT, Detail: fmt.Sprintf("memory fault at %#x", addr)}
 }

@@ -110,8 +110,8 @@ func attachFd(fd int, readOnly bool, label, where string) (*Region, error) {
 		// Attached, like an opener: the lock goes on the open file description the descriptor
 		// shares with its sender (a no-op when the sender holds it already). No name to re-check:
 		// a region reached by descriptor stays usable even if a cleaner removed its name.
-		if _, err := tryLiveLock(own, unix.F_RDLCK); err != nil {
-			return fail(err, "taking the liveness lock")
+		if err := holdDescriptor(own); err != nil {
+			return fail(err, detailOf(err))
 		}
 	}
 	if mapLen > int64(maxMapLen) {
@@ -123,7 +123,7 @@ func attachFd(fd int, readOnly bool, label, where string) (*Region, error) {
 	}
 	mapped = true
 	end := start + size
-	return &Region{fd: own, mem: mem, data: mem[start:end:end]}, nil
+	return &Region{fd: own, mem: mem, data: mem[start:end:end], readOnly: readOnly}, nil
 }
 
 // maxMapLen is the longest mapping a slice can describe here.

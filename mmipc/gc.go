@@ -58,6 +58,7 @@ func statPath(name, path string) (Info, error) {
 		return Info{}, err
 	}
 	defer unix.Close(fd)
+	attached, _ := isAttached(fd) // unknown counts as not attached: nothing holds it that we know of
 	return Info{
 		Name:       name,
 		Path:       path,
@@ -70,7 +71,7 @@ func statPath(name, path string) (Info, error) {
 		CreatorPID: int(h.CreatorPID),
 		Created:    time.Unix(0, h.Created),
 		Ring:       h.Flags&FlagRing != 0,
-		Attached:   isAttached(fd),
+		Attached:   attached,
 	}, nil
 }
 
@@ -152,9 +153,16 @@ func collectRegion(path string, dryRun bool) bool {
 	}
 	defer unix.Close(fd)
 	if dryRun {
-		return !isAttached(fd)
+		return unheld(fd)
 	}
 	return unlinkUnheld(fd, path, &st)
+}
+
+// unheld is a dry run's verdict: what unlinkUnheld would remove. Where no lock can be taken (no
+// OFD locks on this file system) the real run removes nothing, so the dry run promises nothing.
+func unheld(fd int) bool {
+	attached, known := isAttached(fd)
+	return known && !attached
 }
 
 // collectTemp removes a creation temporary file whose creator is dead. Both tests are needed: the
@@ -169,7 +177,7 @@ func collectTemp(path string, pid int, dryRun bool) bool {
 	}
 	defer unix.Close(fd)
 	if dryRun {
-		return !isAttached(fd)
+		return unheld(fd)
 	}
 	return unlinkUnheld(fd, path, &st)
 }

@@ -48,14 +48,15 @@ func tryLiveLock(fd int, typ int16) (lockResult, error) {
 	}
 }
 
-// isAttached reports whether some open file description other than fd's holds the liveness lock.
-// F_OFD_GETLK takes no lock, so it disturbs nobody, and it works on a read-only descriptor.
-func isAttached(fd int) bool {
+// isAttached reports whether some open file description other than fd's holds the liveness lock;
+// known is false when the file system cannot tell (no OFD locks there). F_OFD_GETLK takes no lock,
+// so it disturbs nobody, and it works on a read-only descriptor.
+func isAttached(fd int) (attached, known bool) {
 	lk := liveLock(unix.F_WRLCK)
 	if err := unix.FcntlFlock(uintptr(fd), unix.F_OFD_GETLK, &lk); err != nil {
-		return false // no OFD locks here: nothing can be known, and nothing is held
+		return false, false
 	}
-	return lk.Type != unix.F_UNLCK
+	return lk.Type != unix.F_UNLCK, true
 }
 
 // sameFile reports whether path (not followed) still names the file st describes.
@@ -71,63 +72,93 @@ func sameFile(path string, st *unix.Stat_t) (bool, error) {
 // under it; the pauses grow from 50 µs, so the whole loop waits at most about 100 ms.
 const attachTries = 12
 
+// holdOutcome is what holdNamed found.
+type holdOutcome int
+
+const (
+	held  holdOutcome = iota // locked, and the name leads to the locked file
+	busy                     // a cleaner holds the file exclusively (it is removing it)
+	moved                    // the name is gone, or leads to another file now
+)
+
 // holdNamed takes the liveness lock on a named region's freshly opened, validated file and checks
-// that the name still leads to it. retry is true when the caller should open the name again: a
-// cleaner held the file exclusively (it is removing it), or the name now names another file.
-func holdNamed(fd int, path string, st *unix.Stat_t) (retry bool, err error) {
+// that the name still leads to it. Unless held, the caller closes fd and opens the name again.
+func holdNamed(fd int, path string, st *unix.Stat_t) (holdOutcome, error) {
 	res, err := tryLiveLock(fd, unix.F_RDLCK)
 	if err != nil {
-		return false, err
+		return busy, err
 	}
 	if res == lockBusy {
-		return true, nil
+		return busy, nil
 	}
 	// Locked (or no locks here). A cleaner may have unlinked the name between our open and our
 	// lock: then we hold a file nobody can find, and must look again.
 	same, err := sameFile(path, st)
-	if err != nil {
-		if err == unix.ENOENT {
-			return true, nil
-		}
-		return false, err
+	switch {
+	case err == unix.ENOENT || err == nil && !same:
+		return moved, nil
+	case err != nil:
+		return busy, err
 	}
-	return !same, nil
+	return held, nil
 }
 
 // attachPause is the pause before attempt i (i ≥ 1) of an opener that must retry.
 func attachPause(i int) time.Duration { return 50 * time.Microsecond << min(i-1, 10) }
 
 // openHeld opens and validates the region file at path and attaches it: the liveness lock is held
-// and the name is known to lead to the locked file. A region the name no longer leads to after the
-// retries is ENOENT; one that stays held exclusively is EBUSY.
+// and the name is known to lead to the locked file. A name that disappears meanwhile is ENOENT;
+// a region that stays held exclusively, or a name that keeps changing files, is EBUSY.
 func openHeld(path string, readOnly bool) (int, unix.Stat_t, Header, error) {
-	busy := false
+	raced := false
 	for i := 0; ; i++ {
 		if i > 0 {
 			time.Sleep(attachPause(i))
 		}
 		fd, st, h, err := openRegionFile(path, readOnly)
 		if err != nil {
-			if err == syscall.ENOENT && busy {
+			if err == syscall.ENOENT && raced {
 				err = reason{syscall.ENOENT, "removed by a cleaner while being opened"}
 			}
 			return -1, st, h, err
 		}
-		retry, err := holdNamed(fd, path, &st)
-		if err == nil && !retry {
+		outcome, err := holdNamed(fd, path, &st)
+		if err == nil && outcome == held {
 			return fd, st, h, nil
 		}
 		unix.Close(fd)
 		if err != nil {
 			return -1, st, h, reason{errnoOf(err), "taking the liveness lock"}
 		}
-		busy = true
+		raced = true
 		if i+1 == attachTries {
-			var lst unix.Stat_t
-			if unix.Lstat(path, &lst) == unix.ENOENT {
-				return -1, st, h, reason{syscall.ENOENT, "removed by a cleaner while being opened"}
+			if outcome == moved {
+				var lst unix.Stat_t
+				if unix.Lstat(path, &lst) == unix.ENOENT {
+					return -1, st, h, reason{syscall.ENOENT, "removed by a cleaner while being opened"}
+				}
+				return -1, st, h, reason{syscall.EBUSY, "the name kept leading to other files while being opened"}
 			}
-			return -1, st, h, reason{syscall.EBUSY, "another process holds the region's liveness lock exclusively (a cleaner?)"}
+			return -1, st, h, reason{syscall.EBUSY, "another process holds the region's liveness lock exclusively (a cleaner, or an fcntl lock on byte 0)"}
 		}
 	}
+}
+
+// holdDescriptor takes the liveness lock through a received descriptor, waiting out a cleaner's
+// exclusive lock as an opener does (the cleaner either removes the name, which leaves the region
+// usable by descriptor, or lets go); EBUSY if the exclusive lock stays.
+func holdDescriptor(fd int) error {
+	for i := 0; i < attachTries; i++ {
+		if i > 0 {
+			time.Sleep(attachPause(i))
+		}
+		res, err := tryLiveLock(fd, unix.F_RDLCK)
+		if err != nil {
+			return reason{errnoOf(err), "taking the liveness lock"}
+		}
+		if res != lockBusy {
+			return nil
+		}
+	}
+	return reason{syscall.EBUSY, "another process holds the region's liveness lock exclusively"}
 }

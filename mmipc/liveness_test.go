@@ -393,6 +393,48 @@ func TestOpenRetriesWhileCollecting(t *testing.T) {
 	}
 }
 
+// TestCreateWhileCleanerTakesTemp: a cleaner that cannot tell the creator is alive (another pid
+// namespace) takes the temporary file between its creation and its lock, and removes it, or just
+// holds it. The creator starts again with a new temporary file and ends up attached; it never
+// returns a region it does not hold.
+func TestCreateWhileCleanerTakesTemp(t *testing.T) {
+	d := testDir(t)
+	for _, unlink := range []bool{true, false} {
+		took := 0
+		afterTempCreate = func(tmp string) {
+			if took == 2 {
+				return
+			}
+			took++
+			fd, err := unix.Open(tmp, unix.O_RDWR|unix.O_CLOEXEC, 0)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			tryLiveLock(fd, unix.F_WRLCK)
+			if unlink {
+				unix.Unlink(tmp)
+				unix.Close(fd)
+			} else {
+				t.Cleanup(func() { unix.Close(fd) }) // holds it to the end
+			}
+		}
+		name := fmt.Sprintf("taken-%v", unlink)
+		r, err := d.Create(name, 64, 0)
+		afterTempCreate = nil
+		if err != nil {
+			t.Fatalf("unlink %v: Create: %v", unlink, err)
+		}
+		if took != 2 || !attached(t, d, name) {
+			t.Errorf("unlink %v: the cleaner took %d temporary files; attached %v", unlink, took, attached(t, d, name))
+		}
+		r.Close()
+		if n, _ := d.GC(); n != 1 {
+			t.Errorf("unlink %v: GC removed %d once the creator closed; want the region", unlink, n)
+		}
+	}
+}
+
 func TestList(t *testing.T) {
 	d := testDir(t)
 	if infos, err := d.List(); err != nil || len(infos) != 0 {
@@ -561,7 +603,7 @@ func TestCopyFileProgress(t *testing.T) {
 	data := bytes.Repeat([]byte("0123456789abcdef"), (10<<20)/16+3)
 	os.WriteFile(src, data, 0o640)
 	var calls [][2]int64
-	if err := CopyFileProgress(src, dst, func(c, total int64) { calls = append(calls, [2]int64{c, total}) }); err != nil {
+	if err := CopyFileProgress(src, dst, func(c, total int64) error { calls = append(calls, [2]int64{c, total}); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(dst); !bytes.Equal(got, data) {
@@ -578,7 +620,130 @@ func TestCopyFileProgress(t *testing.T) {
 	}
 	os.WriteFile(src, nil, 0o600)
 	calls = nil
-	if err := CopyFileProgress(src, dst, func(c, total int64) { calls = append(calls, [2]int64{c, total}) }); err != nil || len(calls) != 1 || calls[0] != [2]int64{} {
+	if err := CopyFileProgress(src, dst, func(c, total int64) error { calls = append(calls, [2]int64{c, total}); return nil }); err != nil || len(calls) != 1 || calls[0] != [2]int64{} {
 		t.Fatalf("empty file: %v, calls %v; want one (0, 0)", err, calls)
 	}
+
+	// A progress that returns an error cancels: ECANCELED, the old dst intact, no temporary file.
+	os.WriteFile(src, data, 0o640)
+	os.WriteFile(dst, []byte("old"), 0o600)
+	err := CopyFileProgress(src, dst, func(c, total int64) error {
+		if c >= 4<<20 {
+			return errors.New("interrupted")
+		}
+		return nil
+	})
+	if e := wantErr(t, err, "copy_file", src, syscall.ECANCELED); !strings.Contains(e.Detail, "interrupted") {
+		t.Errorf("detail %q does not carry progress's error", e.Detail)
+	}
+	if b, _ := os.ReadFile(dst); string(b) != "old" {
+		t.Errorf("a cancelled copy changed dst")
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
+		t.Errorf("a cancelled copy left files: %v", entries)
+	}
+
+	// A destination name of the longest length a file system takes still has room for the
+	// temporary name.
+	long := dir + "/" + strings.Repeat("x", 255)
+	if err := CopyFile(src, long); err != nil {
+		t.Fatalf("copy to a 255-byte name: %v", err)
+	}
+}
+
+// TestRingFaultReleasesSide: a ring operation that faults on a lost page of the buffer while it
+// holds the send side gives the side back, so that once the file is whole again another sender is
+// not locked out by a handle that survived its fault. Close of the faulted handle detaches it.
+func TestRingFaultReleasesSide(t *testing.T) {
+	d := testDir(t)
+	const capacity = 16384
+	q, err := d.CreateRing("side", capacity, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	// Move the positions past the buffer's first page, so that the next send writes beyond it.
+	msg := make([]byte, 1000)
+	buf := make([]byte, 1000)
+	for range 5 {
+		if err := q.Send(msg, TryOnce); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := q.Recv(buf, TryOnce); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := d.path("side")
+	info, _ := d.Stat("side")
+	page := int64(os.Getpagesize())
+	// Keep the header page, the control block and the buffer's first bytes; lose the rest.
+	if err := os.Truncate(path, 2*page); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, q.Send(msg, TryOnce), "ring_send", "side", syscall.EPROTO)
+	if err := os.Truncate(path, info.FileSize); err != nil {
+		t.Fatal(err)
+	}
+	other, err := d.OpenRing("side")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := other.Send(msg, 2*time.Second); err != nil {
+		t.Fatalf("another sender after the fault: %v (the faulted handle kept the send side)", err)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if unix.Fstat(q.Region().Fd(), &st) == nil {
+		t.Error("the faulted ring's descriptor is still open after Close")
+	}
+}
+
+// TestOpenRingWhileTruncated: OpenRing and RingStat read the control block after validating the
+// header; a file truncated in between gives EPROTO, not SIGBUS. A goroutine truncates and restores
+// the file while the other opens, many times.
+func TestOpenRingWhileTruncated(t *testing.T) {
+	d := testDir(t)
+	q, err := d.CreateRing("flaky", 4096, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	info, _ := d.Stat("flaky")
+	path := d.path("flaky")
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				os.Truncate(path, info.FileSize)
+				return
+			default:
+			}
+			os.Truncate(path, int64(os.Getpagesize())) // the header stays, the control block goes
+			os.Truncate(path, info.FileSize)
+		}
+	}()
+	var ok, refused int
+	for end := time.Now().Add(500 * time.Millisecond); time.Now().Before(end); {
+		r, err := d.OpenRing("flaky")
+		if err == nil {
+			r.Close()
+			ok++
+		} else if errors.Is(err, syscall.EPROTO) {
+			refused++
+		} else {
+			t.Fatalf("OpenRing: %v; want success or EPROTO", err)
+		}
+		if _, err := d.RingStat("flaky"); err != nil && !errors.Is(err, syscall.EPROTO) {
+			t.Fatalf("RingStat: %v; want success or EPROTO", err)
+		}
+	}
+	close(stop)
+	<-done
+	t.Logf("%d opens succeeded, %d refused with EPROTO", ok, refused)
 }

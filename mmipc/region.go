@@ -17,8 +17,9 @@ import (
 // mapping. Its bytes stay mapped until Close; a slice from Bytes must not be used after that.
 // A Region's methods are safe for concurrent use; the shared bytes themselves are not synchronised.
 type Region struct {
-	name string
-	fd   int // the descriptor behind the mapping, owned by the Region
+	name     string
+	fd       int  // the descriptor behind the mapping, owned by the Region
+	readOnly bool // mapped without write permission
 
 	mu         sync.RWMutex // guards everything below against Close
 	file       *os.File     // made on the first File call; then it owns fd
@@ -172,20 +173,14 @@ func (d Dir) create(op, name string, size int, perm fs.FileMode, flags uint32, i
 	}
 
 	pid := os.Getpid() // a system call: once for the temporary name and the header
-	tmp := filepath.Join(filepath.Dir(path), fmt.Sprintf(".mmipc-%d-%016x.tmp", pid, rand.Uint64()))
-	fd, err := unix.Open(tmp, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	fd, tmp, err := createTemp(filepath.Dir(path), pid)
 	if err != nil {
-		return fail(errnoOf(err), "creating the temporary file in "+filepath.Dir(path))
+		return fail(errnoOf(err), detailOf(err))
 	}
 	// Whatever happens next, the temporary name goes: on success the region lives on under its name.
 	defer unix.Unlink(tmp)
 	linked := false
 	defer closeUnless(&linked, fd)
-	// Attached from the start: the lock is held before the region has its name, so that a cleaner
-	// can never see the named region unheld while its creator lives (docs/PROTOCOL.md, "Liveness").
-	if _, err := tryLiveLock(fd, unix.F_RDLCK); err != nil {
-		return fail(errnoOf(err), "taking the liveness lock")
-	}
 	if err := unix.Fchmod(fd, uint32(perm)); err != nil {
 		return fail(errnoOf(err), "fchmod")
 	}
@@ -218,6 +213,47 @@ func (d Dir) create(op, name string, size int, perm fs.FileMode, flags uint32, i
 	linked = true
 	return &Region{name: name, fd: fd, mem: mem, data: mem[pageSize : pageSize+size : pageSize+size]}, nil
 }
+
+// createTemp creates the creation protocol's temporary file in dir and takes its liveness lock at
+// once, so that the creator is attached before the region has its name (docs/PROTOCOL.md,
+// "Liveness"). A cleaner that judged the temporary file abandoned (it cannot tell a live creator
+// in another pid namespace) may take it in the moment between the creation and the lock: then
+// the lock is busy or the name is gone, and a new temporary file is made.
+func createTemp(dir string, pid int) (int, string, error) {
+	for i := 0; ; i++ {
+		if i > 0 {
+			time.Sleep(attachPause(i))
+		}
+		tmp := filepath.Join(dir, fmt.Sprintf(".mmipc-%d-%016x.tmp", pid, rand.Uint64()))
+		fd, err := unix.Open(tmp, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			return -1, "", reason{errnoOf(err), "creating the temporary file in " + dir}
+		}
+		if afterTempCreate != nil {
+			afterTempCreate(tmp)
+		}
+		res, err := tryLiveLock(fd, unix.F_RDLCK)
+		if err != nil {
+			unix.Close(fd)
+			unix.Unlink(tmp)
+			return -1, "", reason{errnoOf(err), "taking the liveness lock"}
+		}
+		var st unix.Stat_t
+		if res != lockBusy && unix.Fstat(fd, &st) == nil {
+			if same, _ := sameFile(tmp, &st); same {
+				return fd, tmp, nil
+			}
+		}
+		unix.Close(fd) // a cleaner has it: leave the name to the cleaner
+		if i+1 == attachTries {
+			return -1, "", reason{syscall.EBUSY, "a cleaner kept taking the temporary files in " + dir}
+		}
+	}
+}
+
+// afterTempCreate, when set (by tests only), runs between the creation of a temporary file and its
+// lock: the moment a cleaner can take it.
+var afterTempCreate func(tmp string)
 
 // Open attaches the named region for reading and writing. The file must be a regular file, not a
 // symlink (ELOOP), whose header validates against its real size (else EPROTO); opening never blocks.
@@ -255,7 +291,7 @@ func (d Dir) openRegion(op, name string, readOnly bool) (*Region, Header, error)
 		return nil, Header{}, &Error{Op: op, Name: name, Path: path, Errno: errnoOf(err), Detail: "mmap"}
 	}
 	hs, n := int(h.HeaderSize), int(h.DataSize)
-	return &Region{name: name, fd: fd, mem: mem, data: mem[hs : hs+n : hs+n]}, h, nil
+	return &Region{name: name, fd: fd, mem: mem, data: mem[hs : hs+n : hs+n], readOnly: readOnly}, h, nil
 }
 
 // Unlink is the package-level Unlink with names resolved in d.
@@ -345,7 +381,7 @@ func MapFile(path string, writable bool) (*Region, error) {
 		return fail(err, "mmap")
 	}
 	mapped = true
-	return &Region{name: path, fd: fd, mem: mem, data: mem[:size:size]}, nil
+	return &Region{name: path, fd: fd, mem: mem, data: mem[:size:size], readOnly: !writable}, nil
 }
 
 // reason is an errno with the reason behind it, for failures the OS's errno alone does not explain

@@ -172,8 +172,35 @@ func (q *Ring) checkOpen(op string) error {
 func (q *Ring) endGuard(op string, err *error, old bool) {
 	debug.SetPanicOnFault(old)
 	if p := recover(); p != nil {
-		q.faulted, q.reserved, q.peeked = true, false, false
-		*err = q.region.faultError(op, faultAddr(p))
+		addr := faultAddr(p)
+		q.faulted = true
+		// The process lives on, so what it holds must not stay held: a side left in_op or locked
+		// would stop every other sender or receiver (the truncation may have spared the control
+		// block, or the file may be grown back). Best effort: the words may be gone too.
+		q.giveBack(false)
+		*err = q.region.faultError(op, addr)
+	}
+}
+
+// giveBack releases what this handle holds in the shared words: a pending reservation or peek, a
+// side held in an operation, and (closing) its exclusive claims. After a fault the words may be
+// unmapped: a fault here ends the attempt, silently.
+func (q *Ring) giveBack(claims bool) {
+	defer func(old bool) {
+		debug.SetPanicOnFault(old)
+		if p := recover(); p != nil {
+			faultAddr(p) // only a memory fault is expected here
+		}
+	}(debug.SetPanicOnFault(true))
+	q.reserved, q.peeked = false, false
+	for _, s := range []*side{&q.send, &q.recv} {
+		q.exit(s) // a no-op unless the side is held
+		if claims {
+			if s.mode == modeExclusive && atomic.LoadUint32(s.ownerHandle) == q.handle {
+				atomic.CompareAndSwapUint64(s.owner, q.id, 0)
+			}
+			s.mode = modeUnknown
+		}
 	}
 }
 
@@ -660,31 +687,13 @@ func (q *Ring) exit(s *side) {
 // Close gives up this handle's exclusive claims, abandons a pending reservation (nothing is sent)
 // or peek (the message stays for the next receive), and detaches the ring. The ring's name stays
 // (Unlink removes it). A second Close returns nil.
-func (q *Ring) Close() (err error) {
+func (q *Ring) Close() error {
 	if q.closed {
 		return nil
 	}
 	q.closed = true
-	if q.faulted {
-		return q.region.Close() // the shared words are gone: nothing to give back
-	}
-	defer q.endGuard("ring_close", &err, debug.SetPanicOnFault(true))
-	if q.reserved {
-		q.reserved = false
-		q.exit(&q.send)
-	}
-	if q.peeked {
-		q.peeked = false
-		q.exit(&q.recv)
-	}
-	for _, s := range []*side{&q.send, &q.recv} {
-		if s.mode == modeExclusive && atomic.LoadUint32(s.ownerHandle) == q.handle {
-			atomic.CompareAndSwapUint64(s.owner, q.id, 0)
-		}
-		s.mode = modeUnknown
-	}
-	err = q.region.Close()
-	return err
+	q.giveBack(true) // even after a fault: the truncation may have spared the control block
+	return q.region.Close()
 }
 
 // Adaptive spinning before a sleep (per handle and direction): the budget starts at 4 µs; a wait

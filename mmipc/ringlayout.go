@@ -139,13 +139,26 @@ func (d Dir) openRingRegion(name string) (*Region, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	c, err := checkRingControl(h, r.Bytes())
+	c, err := checkRingRegion(r, h)
 	if err != nil {
 		r.Close()
 		path, _ := d.resolve(name)
 		return nil, 0, &Error{Op: "ring_open", Name: name, Path: path, Errno: errnoOf(err), Detail: detailOf(err)}
 	}
 	return r, c, nil
+}
+
+// checkRingRegion is checkRingControl on an attached region, whose file another process may have
+// truncated since its header was validated: a fault reading the control block is EPROTO too.
+func checkRingRegion(r *Region, h Header) (int, error) {
+	var c int
+	var err error
+	if gerr := r.Guard(func(data []byte) { c, err = checkRingControl(h, data) }); gerr != nil {
+		// Only reads here: whatever the mapping's protection, a fault is a page the file lost.
+		e := gerr.(*Error) // Guard's errors are always *Error
+		return 0, notRegion("the ring's file was truncated under the mapping: " + e.Detail)
+	}
+	return c, err
 }
 
 // CreateRing makes a new message ring named name (in $MMIPC_DIR, default /dev/shm, or at a path)

@@ -1,7 +1,9 @@
 package mmipc
 
 import (
+	"errors"
 	"runtime/debug"
+	"syscall"
 	"sync/atomic"
 )
 
@@ -12,7 +14,7 @@ type RingInfo struct {
 	MaxMessage int    // the largest message
 	Head, Tail uint64 // the byte positions receivers and senders have reached (they only grow)
 	Used       int    // bytes published and not yet received: Tail - Head
-	Messages   int    // messages waiting; -1 when the records could not be walked (damaged, or moving too fast)
+	Messages   int    // messages waiting; -1 when the records could not be walked (damaged, moving too fast, or more than 4 Mi of them)
 	Send, Recv SideInfo
 }
 
@@ -38,7 +40,7 @@ func (d Dir) RingStat(name string) (RingInfo, error) {
 	if err != nil {
 		return RingInfo{}, err
 	}
-	c, err := checkRingControl(h, r.Bytes())
+	c, err := checkRingRegion(r, h)
 	if err != nil {
 		r.Close()
 		path, _ := d.resolve(name)
@@ -46,7 +48,13 @@ func (d Dir) RingStat(name string) (RingInfo, error) {
 	}
 	q := newRing(r, c)
 	defer q.Close()
-	return q.stat("ring_stat")
+	info, err := q.stat("ring_stat")
+	var e *Error
+	if errors.As(err, &e) && e.Errno == syscall.EFAULT {
+		// The mapping is read-only and stat only reads: a fault is a truncation that was undone.
+		e.Errno, e.Detail = syscall.EPROTO, "the ring's file was truncated under the mapping: "+e.Detail
+	}
+	return info, err
 }
 
 // Stat describes the ring as RingStat does. It fails only when the ring's file was truncated under
@@ -80,11 +88,19 @@ func (q *Ring) stat(op string) (info RingInfo, err error) {
 	return info, nil
 }
 
+// maxCount bounds countMessages' walk (a few tens of milliseconds): a 1 GiB ring of empty messages
+// holds 128 Mi records, too many to walk for a status line.
+const maxCount = 1 << 22
+
 // countMessages walks the records in [h, t), validating each as a receiver would; -1 when they do
-// not validate. The walk is bounded: each step advances by at least one record header.
+// not validate, or when there are more than maxCount. Each step advances by at least one record
+// header, never past t.
 func (q *Ring) countMessages(h, t uint64) int {
 	n := 0
 	for h != t {
+		if n == maxCount {
+			return -1
+		}
 		rec := parseRecord(q.buf, h, t)
 		switch {
 		case rec.detail != "":
