@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -14,7 +16,7 @@ import (
 )
 
 const (
-	cpSynopsis = "mmipc cp SRC DST\tcopy a file through memory mappings"
+	cpSynopsis = "mmipc cp [--progress] SRC DST\tcopy a file through memory mappings"
 	cpUsage    = `usage: mmipc cp [--progress | --no-progress] SRC DST
 
 Copies the regular file SRC to DST as mmipc_copy_file does: through memory mappings, with SRC's
@@ -23,6 +25,8 @@ half-written. SRC and DST are file paths, as for cp (relative to the current dir
 $MMIPC_DIR); when DST is a directory the copy goes into it under SRC's base name.
 
 A progress bar is drawn on standard error when it is a terminal and the file is 16 MiB or more.
+Interrupted (SIGINT, SIGTERM, SIGHUP), the copy stops within a few milliseconds, DST is left as it
+was, the temporary file is removed, and the exit status is 128 + the signal's number.
 
 Flags:
   --progress     always draw the progress bar (even into a pipe, even for a small file)
@@ -60,7 +64,18 @@ func runCp(c *cmdEnv, args []string) int {
 	bar := &progressBar{w: c.stderr, start: time.Now(), now: time.Now}
 	terminal := isTerminal(c.stderr)
 	decided := false
-	progress := func(copied, total int64) {
+	// An interrupted copy stops at the next chunk, and the library removes its temporary file: a
+	// big copy cut short by Ctrl-C leaves nothing behind.
+	interrupt := make(chan os.Signal, 1)
+	signal.Notify(interrupt, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(interrupt)
+	var caught os.Signal
+	progress := func(copied, total int64) error {
+		select {
+		case caught = <-interrupt:
+			return fmt.Errorf("interrupted by %v", caught)
+		default:
+		}
 		if !decided { // the size is known from the first call on
 			decided = true
 			bar.on = barWanted(*force, *never, terminal, total)
@@ -68,11 +83,16 @@ func runCp(c *cmdEnv, args []string) int {
 		if bar.on {
 			bar.update(copied, total)
 		}
+		return nil
 	}
 	err := mmipc.CopyFileProgress(src, dst, progress)
 	bar.finish()
 	if err != nil {
-		return c.fail(err)
+		c.fail(err)
+		if sig, ok := caught.(syscall.Signal); ok {
+			return 128 + int(sig) // as a shell reports a command killed by the signal
+		}
+		return exitFail
 	}
 	return exitOK
 }

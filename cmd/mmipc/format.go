@@ -6,7 +6,10 @@ import (
 	"os"
 	"os/user"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // humanSize writes a byte count the way people read it: "512 B", "4.0 KiB", "1.2 GiB".
@@ -121,4 +124,14 @@ func groupName(gid uint32) string {
 		return g.Name
 	}
 	return id
+}
+
+// displayName is a file name as a table may show it: as it is when it is printable UTF-8, else
+// quoted Go-style, so that a name planted in a shared directory cannot break the table (a tab, a
+// newline, tabwriter's escape byte 0xff) or send escape sequences to the terminal.
+func displayName(name string) string {
+	if utf8.ValidString(name) && strings.IndexFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) < 0 {
+		return name
+	}
+	return strconv.Quote(name)
 }

@@ -15,7 +15,7 @@ import (
 )
 
 const (
-	catSynopsis = "mmipc cat [--raw] NAME\tdump a region's bytes (hexdump -C style, or raw)"
+	catSynopsis = "mmipc cat [--raw] [--offset N] [--length N] NAME\tdump a region's bytes (hexdump -C style, or raw)"
 	catUsage    = `usage: mmipc cat [--raw] [--offset N] [--length N] NAME
 
 Prints a region's data (the usable bytes, after the header) like 'hexdump -C': the offset, 16

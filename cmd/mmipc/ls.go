@@ -163,7 +163,7 @@ func otherRows(dir string, seen map[string]bool, now time.Time) ([]lsRow, error)
 			o.Note = notRegionReason(path, st)
 		}
 		rows = append(rows, lsRow{
-			name: name, kind: o.Kind, size: humanSize(st.Size()), age: humanAge(now.Sub(st.ModTime())),
+			name: displayName(name), kind: o.Kind, size: humanSize(st.Size()), age: humanAge(now.Sub(st.ModTime())),
 			creator: creator, attached: "-", json: o,
 		})
 	}
@@ -327,6 +327,9 @@ func runRm(c *cmdEnv, args []string) int {
 		case err == nil:
 		case errors.Is(err, syscall.EPROTO):
 			c.errorf("%s: not an mmipc region, left alone (%s)", name, reasonOf(err))
+			status = exitFail
+		case errors.Is(err, syscall.ELOOP):
+			c.errorf("%s: a symlink, not a region: left alone", name)
 			status = exitFail
 		default:
 			c.fail(err)

@@ -88,7 +88,40 @@ func describe(err error) string {
 }
 
 // run is the whole command: it returns the exit code instead of exiting, so that tests call it.
+// Output that could not be written (a full disk, a closed pipe) fails the command, whatever it
+// printed: a listing that silently went nowhere must not look like success.
 func run(args []string, stdout, stderr io.Writer) int {
+	out := &checkedWriter{w: stdout}
+	name := "mmipc"
+	if len(args) > 0 {
+		if _, ok := commands[args[0]]; ok {
+			name = args[0]
+		}
+	}
+	code := dispatch(args, out, stderr)
+	if out.err != nil && code == exitOK {
+		fmt.Fprintf(stderr, "mmipc: %s: writing the output: %v\n", name, out.err)
+		return exitFail
+	}
+	return code
+}
+
+// checkedWriter remembers the first error of its writes.
+type checkedWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (c *checkedWriter) Write(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.w.Write(p)
+	c.err = err
+	return n, err
+}
+
+func dispatch(args []string, stdout, stderr io.Writer) int {
 	top := &cmdEnv{name: "mmipc", stdout: stdout, stderr: stderr}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, mainUsage())

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -952,5 +953,128 @@ func TestBinary(t *testing.T) {
 	create(t, "seen", 10, 0)
 	if r := exe("ls"); r.code != 0 || !strings.Contains(r.stdout, "seen  region  10 B") || !strings.HasSuffix(r.stdout, "yes\n") {
 		t.Errorf("mmipc ls with a region: %+v", r)
+	}
+}
+
+// Names planted in a shared directory cannot break "ls --all": a tab, a newline, tabwriter's
+// escape byte and a terminal escape are shown quoted, one row each, and the table stays aligned.
+func TestLsHostileNames(t *testing.T) {
+	dir := regionDir(t)
+	createClosed(t, "reg", 10)
+	for _, name := range []string{"tab\tname", "nl\nname", "bad\xffname", "esc\x1b[31mRED"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	table := want(t, 0, "ls", "--all").stdout
+	lines := strings.Split(strings.TrimSuffix(table, "\n"), "\n")
+	if len(lines) != 6 {
+		t.Fatalf("ls --all printed %d lines, want a header and 5 rows:\n%s", len(lines), table)
+	}
+	kindCol := strings.Index(lines[0], "KIND")
+	for _, line := range lines[1:] {
+		if strings.ContainsAny(line, "\t\x1b\xff") || len(line) < kindCol || line[kindCol-1] != ' ' {
+			t.Errorf("row %q is not a clean, aligned row", line)
+		}
+	}
+	for _, quoted := range []string{`"tab\tname"`, `"nl\nname"`, `"bad\xffname"`, `"esc\x1b[31mRED"`} {
+		if !strings.Contains(table, quoted) {
+			t.Errorf("ls --all does not show %s:\n%s", quoted, table)
+		}
+	}
+}
+
+// failingWriter fails every write, as a full disk or a closed pipe does.
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, syscall.ENOSPC }
+
+// Output that cannot be written fails the command, for every command that prints.
+func TestOutputErrors(t *testing.T) {
+	regionDir(t)
+	createClosed(t, "reg", 10)
+	q, err := mmipc.CreateRing("q", 1024, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Close()
+	for _, args := range [][]string{{"ls"}, {"ls", "--json"}, {"stat", "reg"}, {"ring", "stat", "q"}, {"cat", "reg"},
+		{"gc", "--dry-run"}, {"version"}, {"help"}, {"--help"}, {"cp", "--help"}} {
+		var errOut bytes.Buffer
+		if code := run(args, failingWriter{}, &errOut); code != exitFail || !strings.Contains(errOut.String(), "no space left") {
+			t.Errorf("mmipc %s into a full disk: exit %d, stderr %q; want 1 and the error", strings.Join(args, " "), code, errOut.String())
+		}
+	}
+}
+
+// rm of a symlink says what it is and leaves it.
+func TestRmSymlink(t *testing.T) {
+	dir := regionDir(t)
+	createClosed(t, "target", 10)
+	os.Symlink("target", filepath.Join(dir, "link"))
+	r := want(t, 1, "rm", "link")
+	if !strings.Contains(r.stderr, "a symlink, not a region: left alone") {
+		t.Errorf("rm link: %q", r.stderr)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "link")); err != nil {
+		t.Errorf("the symlink is gone: %v", err)
+	}
+}
+
+// An interrupted cp (SIGINT to the real command) stops, leaves DST as it was and no temporary
+// file, and exits 130. A copy that finishes before the signal proves nothing and is tried again
+// with a bigger file.
+func TestCpInterrupted(t *testing.T) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go tool on PATH")
+	}
+	bin := filepath.Join(t.TempDir(), "mmipc")
+	build := exec.Command(goTool, "build", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	dir := regionDir(t)
+	src, dst := filepath.Join(dir, "src.bin"), filepath.Join(dir, "dst.bin")
+	tries := 0
+	for size := int64(256 << 20); ; size *= 2 {
+		os.WriteFile(dst, []byte("old"), 0o600)
+		f, _ := os.Create(src)
+		f.Truncate(size) // sparse: reads as zeros, copies as data
+		f.Close()
+		cmd := exec.Command(bin, "cp", "--no-progress", src, dst)
+		var errOut bytes.Buffer
+		cmd.Stderr = &errOut
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGINT)
+		err := cmd.Wait()
+		os.Remove(src)
+		if err == nil {
+			if size >= 2<<30 {
+				t.Skip("the copies finished before the signal: too fast a machine to interrupt one")
+			}
+			continue
+		}
+		var exit *exec.ExitError
+		if errors.As(err, &exit) && exit.Sys().(syscall.WaitStatus).Signaled() && tries < 5 {
+			tries++ // the signal came before the command was listening (a loaded machine): again
+			size /= 2
+			continue
+		}
+		if !errors.As(err, &exit) || exit.ExitCode() != 130 || !strings.Contains(errOut.String(), "interrupted") {
+			t.Fatalf("interrupted cp: %v, stderr %q; want exit 130 and 'interrupted'", err, errOut.String())
+		}
+		if b, _ := os.ReadFile(dst); string(b) != "old" {
+			t.Errorf("an interrupted cp changed DST")
+		}
+		entries, _ := os.ReadDir(dir)
+		if len(entries) != 1 {
+			t.Errorf("left behind: %v", entries)
+		}
+		return
 	}
 }
