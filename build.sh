@@ -209,12 +209,18 @@ run_bench() {
 # the command, and the Python package where python3 puts PREFIX's packages. DESTDIR stages the
 # whole tree elsewhere (packaging); the paths written inside the files stay PREFIX's.
 install_all() {
-	if [ -z "${1:-}" ]; then
+	if [ $# -ne 1 ] || [ -z "$1" ]; then
 		echo "usage: ./build.sh install PREFIX" >&2
 		return 2
 	fi
 	local prefix destdir=""
 	prefix=$(abs_path "$1")
+	# pkg-config splits its output on spaces, so `cc $(pkg-config --libs mmipc)` cannot work with a
+	# prefix that has one: refuse it rather than install a .pc file that breaks builds.
+	if [[ $prefix =~ [[:space:]] ]]; then
+		echo "build.sh: install: the prefix \"$prefix\" contains white space, which pkg-config flags cannot carry; choose another" >&2
+		return 2
+	fi
 	if [ -n "${DESTDIR:-}" ]; then destdir=$(abs_path "$DESTDIR"); fi
 	local major minor patch version
 	major=$(header_version MAJOR)
@@ -331,7 +337,7 @@ test) run_tests ;;
 check) build_lib; run_sanitized ;;
 fuzz) run_fuzz "${2:-}" ;;
 bench) shift; run_bench "$@" ;;
-install) install_all "${2:-}" ;;
--h|--help|help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' ;;
+install) shift; install_all "$@" ;;
+-h|--help|help) sed -n '2,/^set -euo/p' "$ROOT/build.sh" | sed '$d' | sed 's/^# \{0,1\}//' ;;
 *) echo "unknown command: $1 (try ./build.sh --help)" >&2; exit 2 ;;
 esac

@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"debug/elf"
+	"errors"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -368,5 +369,19 @@ func TestInstallDestdir(t *testing.T) {
 	// Hints about the final system would be wrong for a staging tree.
 	if strings.Contains(out, "export ") {
 		t.Errorf("a staged install printed hints:\n%s", out)
+	}
+}
+
+// A prefix with white space is refused before anything is built or written: pkg-config's flags
+// could not carry it.
+func TestInstallRefusesSpacedPrefix(t *testing.T) {
+	prefix := filepath.Join(t.TempDir(), "with space")
+	out, err := exec.Command("bash", filepath.Join(root, "build.sh"), "install", prefix).CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "white space") {
+		t.Fatalf("install into %q: %v\n%s\nwant exit 2 and a reason", prefix, err, out)
+	}
+	if _, err := os.Stat(prefix); !os.IsNotExist(err) {
+		t.Errorf("the refused prefix was created: %v", err)
 	}
 }
