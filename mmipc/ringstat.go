@@ -3,8 +3,8 @@ package mmipc
 import (
 	"errors"
 	"runtime/debug"
-	"syscall"
 	"sync/atomic"
+	"syscall"
 )
 
 // RingInfo is a snapshot of a ring's state, for tools and monitoring. Peers keep working while it
