@@ -1,7 +1,9 @@
 package mmipc
 
 import (
+	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
@@ -191,16 +193,40 @@ func unlinkUnheld(fd int, path string, st *unix.Stat_t) bool {
 	if same, err := sameFile(path, st); err != nil || !same {
 		return false
 	}
-	return unix.Unlink(path) == nil
+	if beforeCollectUnlink != nil {
+		beforeCollectUnlink(path)
+	}
+	// The name is moved aside first and the file it took checked: should someone have removed the
+	// name and created a new region under it since the check above, it is the new region that
+	// moved, and it goes back. Removing the name directly could remove that new region.
+	aside := filepath.Join(filepath.Dir(path), fmt.Sprintf(".mmipc-gc-%d-%016x.tmp", os.Getpid(), rand.Uint64()))
+	switch err := unix.Renameat2(unix.AT_FDCWD, path, unix.AT_FDCWD, aside, unix.RENAME_NOREPLACE); err {
+	case nil:
+	case unix.EINVAL, unix.ENOSYS: // no renameat2 here: the direct removal, with its small window
+		return unix.Unlink(path) == nil
+	default:
+		return false
+	}
+	if same, err := sameFile(aside, st); err == nil && !same {
+		unix.Renameat2(unix.AT_FDCWD, aside, unix.AT_FDCWD, path, unix.RENAME_NOREPLACE)
+		return false
+	}
+	return unix.Unlink(aside) == nil
 }
 
+// beforeCollectUnlink, when set (by tests only), runs between the cleaner's check that the name
+// leads to the file it locked and the removal.
+var beforeCollectUnlink func(path string)
+
 // creationTempPID recognises a temporary file of the creation protocol, ".mmipc-<pid>-<16 hex>.tmp",
-// and returns the creator's pid.
+// or a region a cleaner moved aside and died before removing, ".mmipc-gc-<pid>-<16 hex>.tmp", and
+// returns the pid of the process that made it.
 func creationTempPID(name string) (int, bool) {
 	rest, ok := strings.CutPrefix(name, ".mmipc-")
 	if !ok {
 		return 0, false
 	}
+	rest = strings.TrimPrefix(rest, "gc-")
 	rest, ok = strings.CutSuffix(rest, ".tmp")
 	if !ok {
 		return 0, false

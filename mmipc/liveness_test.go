@@ -747,3 +747,38 @@ func TestOpenRingWhileTruncated(t *testing.T) {
 	<-done
 	t.Logf("%d opens succeeded, %d refused with EPROTO", ok, refused)
 }
+
+// TestCollectWhileNameReplaced: between the cleaner's check and its removal, someone removes the
+// unused region's name and creates a new region under it. The cleaner must not remove the new
+// region (it moves the name aside, sees another file, and puts it back).
+func TestCollectWhileNameReplaced(t *testing.T) {
+	d := testDir(t)
+	mustAttach(t, "Create", func() (*Region, error) { return d.Create("churn", 64, 0) }).Close()
+	var fresh *Region
+	beforeCollectUnlink = func(path string) {
+		beforeCollectUnlink = nil
+		if err := d.Unlink("churn"); err != nil {
+			t.Error(err)
+		}
+		fresh = mustAttach(t, "Create", func() (*Region, error) { return d.Create("churn", 128, 0) })
+	}
+	defer func() { beforeCollectUnlink = nil }()
+	removed, err := d.Collect(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fresh == nil {
+		t.Fatal("the hook did not run")
+	}
+	defer fresh.Close()
+	if len(removed) != 0 {
+		t.Errorf("Collect removed %q", removed)
+	}
+	info, err := d.Stat("churn")
+	if err != nil || info.Size != 128 || !info.Attached {
+		t.Fatalf("the new region: %+v, %v; want it in place, attached", info, err)
+	}
+	if entries, _ := os.ReadDir(string(d)); len(entries) != 1 {
+		t.Errorf("the directory holds %v; want only the new region", entries)
+	}
+}

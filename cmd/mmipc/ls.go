@@ -130,7 +130,7 @@ func regionRow(info mmipc.Info, now time.Time) lsRow {
 }
 
 // tempName matches the creation protocol's temporary files: ".mmipc-<pid>-<16 hex>.tmp".
-var tempName = regexp.MustCompile(`^\.mmipc-([0-9]+)-[0-9a-f]{16}\.tmp$`)
+var tempName = regexp.MustCompile(`^\.mmipc-(?:gc-)?([0-9]+)-[0-9a-f]{16}\.tmp$`)
 
 // otherRows lists the directory entries that List skipped (not in seen).
 func otherRows(dir string, seen map[string]bool, now time.Time) ([]lsRow, error) {
