@@ -51,8 +51,13 @@ whole sync layer (wait, notify, Lock, Ring methods); calls that need the library
 SharedMemory is a drop-in for multiprocessing.shared_memory.SharedMemory; see its module for the
 differences.
 
-The library is found at $MMIPC_LIB, else next to this package, else in the checkout's build/,
-else on the system library path.
+The library is found at $MMIPC_LIB, else next to this package, else in PREFIX/lib when the package
+was installed by ./build.sh install PREFIX, else in the checkout's build/, else on the system
+library path.
+
+Liveness: every process attached to a named region holds a lock on its file that the kernel drops
+when the process dies, so stat(name).attached is exact and gc() removes exactly the regions that
+crashed programs left behind (docs/PROTOCOL.md, "Liveness").
 """
 from ._admin import RegionInfo, gc, stat
 from ._lib import lib as _clib
