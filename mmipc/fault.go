@@ -18,7 +18,8 @@ import (
 // Guard runs f with the region's bytes and returns f's memory faults as an error instead of a
 // crash: EPROTO when the region's file was truncated under the mapping (the usual cause), else
 // EFAULT. Use it around code that reads or writes a region other processes can write to (see
-// docs/RELIABILITY.md). Other panics propagate. After a fault the region's bytes should be left
+// docs/RELIABILITY.md), including Wait, Notify and Lock calls on its bytes: those work on plain
+// slices and do not know the region. The Ring guards itself. Other panics propagate. After a fault the region's bytes should be left
 // alone: Close it. A closed region gives EBADF and f is not called. Close waits for f to return,
 // and f must not call r's methods: f works on the data it is given (a method called in f while
 // another goroutine waits in Close would wait for that Close, which waits for f).
