@@ -154,15 +154,16 @@ func collectRegion(path string, dryRun bool) bool {
 		return false // not a region, gone, or not ours to judge
 	}
 	defer unix.Close(fd)
-	if dryRun {
-		return unheld(fd)
-	}
-	return unlinkUnheld(fd, path, &st)
+	return collectOpen(fd, path, &st, dryRun)
 }
 
-// unheld is a dry run's verdict: what unlinkUnheld would remove. Where no lock can be taken (no
-// OFD locks on this file system) the real run removes nothing, so the dry run promises nothing.
-func unheld(fd int) bool {
+// collectOpen removes the file path, open as fd, if nobody holds it (unlinkUnheld); a dry run says
+// whether it would. Where no lock can be taken (no OFD locks on this file system) the real run
+// removes nothing, so the dry run promises nothing either.
+func collectOpen(fd int, path string, st *unix.Stat_t, dryRun bool) bool {
+	if !dryRun {
+		return unlinkUnheld(fd, path, st)
+	}
 	attached, known := isAttached(fd)
 	return known && !attached
 }
@@ -178,10 +179,7 @@ func collectTemp(path string, pid int, dryRun bool) bool {
 		return false
 	}
 	defer unix.Close(fd)
-	if dryRun {
-		return unheld(fd)
-	}
-	return unlinkUnheld(fd, path, &st)
+	return collectOpen(fd, path, &st, dryRun)
 }
 
 // unlinkUnheld removes path, which fd has open, if the exclusive liveness lock can be had and the
@@ -246,7 +244,7 @@ func creationTempPID(name string) (int, bool) {
 // cannot tell, it answers alive: a cleaner must err on the side of keeping files.
 func pidAlive(pid int) bool {
 	_, state, st := procStatOf(pid)
-	return st == procUnknown || st == procFound && state != 'Z' && state != 'X'
+	return st == procUnknown || st == procFound && running(state)
 }
 
 // dirPath is the directory d names.

@@ -118,6 +118,9 @@ func identityAlive(id uint64) bool {
 	if start != uint32(id>>32) {
 		return false
 	}
-	// Z: a zombie, dead but not reaped; X (x on old kernels): being reaped.
-	return state != 'Z' && state != 'X' && state != 'x'
+	return running(state)
 }
+
+// running reports whether a process in this /proc state still runs: Z is a zombie, dead but not
+// reaped; X (x on old kernels) is being reaped.
+func running(state byte) bool { return state != 'Z' && state != 'X' && state != 'x' }

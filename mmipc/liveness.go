@@ -103,62 +103,74 @@ func holdNamed(fd int, path string, st *unix.Stat_t) (holdOutcome, error) {
 	return held, nil
 }
 
-// attachPause is the pause before attempt i (i ≥ 1) of an opener that must retry.
-func attachPause(i int) time.Duration { return 50 * time.Microsecond << min(i-1, 10) }
+// retrying runs try until it reports done, at most attachTries times, pausing before each retry
+// (50 µs, doubling, about 100 ms in all); it reports whether the tries ran out.
+func retrying(try func() (done bool)) (ranOut bool) {
+	for i := range attachTries {
+		if i > 0 {
+			time.Sleep(50 * time.Microsecond << min(i-1, 10))
+		}
+		if try() {
+			return false
+		}
+	}
+	return true
+}
 
 // openHeld opens and validates the region file at path and attaches it: the liveness lock is held
 // and the name is known to lead to the locked file. A name that disappears meanwhile is ENOENT;
 // a region that stays held exclusively, or a name that keeps changing files, is EBUSY.
-func openHeld(path string, readOnly bool) (int, unix.Stat_t, Header, error) {
+func openHeld(path string, readOnly bool) (fd int, st unix.Stat_t, h Header, err error) {
+	var outcome holdOutcome
 	raced := false
-	for i := 0; ; i++ {
-		if i > 0 {
-			time.Sleep(attachPause(i))
-		}
-		fd, st, h, err := openRegionFile(path, readOnly)
+	ranOut := retrying(func() bool {
+		fd, st, h, err = openRegionFile(path, readOnly)
 		if err != nil {
 			if err == syscall.ENOENT && raced {
 				err = reason{syscall.ENOENT, "removed by a cleaner while being opened"}
 			}
-			return -1, st, h, err
+			return true
 		}
-		outcome, err := holdNamed(fd, path, &st)
+		outcome, err = holdNamed(fd, path, &st)
 		if err == nil && outcome == held {
-			return fd, st, h, nil
+			return true
 		}
 		unix.Close(fd)
+		fd = -1
 		if err != nil {
-			return -1, st, h, reason{errnoOf(err), "taking the liveness lock"}
+			err = reason{errnoOf(err), "taking the liveness lock"}
+			return true
 		}
 		raced = true
-		if i+1 == attachTries {
-			if outcome == moved {
-				var lst unix.Stat_t
-				if unix.Lstat(path, &lst) == unix.ENOENT {
-					return -1, st, h, reason{syscall.ENOENT, "removed by a cleaner while being opened"}
-				}
-				return -1, st, h, reason{syscall.EBUSY, "the name kept leading to other files while being opened"}
-			}
-			return -1, st, h, reason{syscall.EBUSY, "another process holds the region's liveness lock exclusively (a cleaner, or an fcntl lock on byte 0)"}
-		}
+		return false
+	})
+	switch {
+	case !ranOut:
+		return fd, st, h, err
+	case outcome == busy:
+		return -1, st, h, reason{syscall.EBUSY, "another process holds the region's liveness lock exclusively (a cleaner, or an fcntl lock on byte 0)"}
 	}
+	var lst unix.Stat_t
+	if unix.Lstat(path, &lst) == unix.ENOENT {
+		return -1, st, h, reason{syscall.ENOENT, "removed by a cleaner while being opened"}
+	}
+	return -1, st, h, reason{syscall.EBUSY, "the name kept leading to other files while being opened"}
 }
 
 // holdDescriptor takes the liveness lock through a received descriptor, waiting out a cleaner's
 // exclusive lock as an opener does (the cleaner either removes the name, which leaves the region
 // usable by descriptor, or lets go); EBUSY if the exclusive lock stays.
 func holdDescriptor(fd int) error {
-	for i := 0; i < attachTries; i++ {
-		if i > 0 {
-			time.Sleep(attachPause(i))
-		}
-		res, err := tryLiveLock(fd, unix.F_RDLCK)
-		if err != nil {
-			return reason{errnoOf(err), "taking the liveness lock"}
-		}
-		if res != lockBusy {
-			return nil
-		}
+	var err error
+	if retrying(func() bool {
+		var res lockResult
+		res, err = tryLiveLock(fd, unix.F_RDLCK)
+		return err != nil || res != lockBusy
+	}) {
+		return reason{syscall.EBUSY, "another process holds the region's liveness lock exclusively"}
 	}
-	return reason{syscall.EBUSY, "another process holds the region's liveness lock exclusively"}
+	if err != nil {
+		return reason{errnoOf(err), "taking the liveness lock"}
+	}
+	return nil
 }

@@ -219,36 +219,39 @@ func (d Dir) create(op, name string, size int, perm fs.FileMode, flags uint32, i
 // "Liveness"). A cleaner that judged the temporary file abandoned (it cannot tell a live creator
 // in another pid namespace) may take it in the moment between the creation and the lock: then
 // the lock is busy or the name is gone, and a new temporary file is made.
-func createTemp(dir string, pid int) (int, string, error) {
-	for i := 0; ; i++ {
-		if i > 0 {
-			time.Sleep(attachPause(i))
-		}
-		tmp := filepath.Join(dir, fmt.Sprintf(".mmipc-%d-%016x.tmp", pid, rand.Uint64()))
-		fd, err := unix.Open(tmp, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+func createTemp(dir string, pid int) (fd int, tmp string, err error) {
+	if retrying(func() bool {
+		tmp = filepath.Join(dir, fmt.Sprintf(".mmipc-%d-%016x.tmp", pid, rand.Uint64()))
+		fd, err = unix.Open(tmp, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		if err != nil {
-			return -1, "", reason{errnoOf(err), "creating the temporary file in " + dir}
+			err = reason{errnoOf(err), "creating the temporary file in " + dir}
+			return true
 		}
 		if afterTempCreate != nil {
 			afterTempCreate(tmp)
 		}
-		res, err := tryLiveLock(fd, unix.F_RDLCK)
-		if err != nil {
+		res, lerr := tryLiveLock(fd, unix.F_RDLCK)
+		if lerr != nil {
 			unix.Close(fd)
 			unix.Unlink(tmp)
-			return -1, "", reason{errnoOf(err), "taking the liveness lock"}
+			err = reason{errnoOf(lerr), "taking the liveness lock"}
+			return true
 		}
 		var st unix.Stat_t
 		if res != lockBusy && unix.Fstat(fd, &st) == nil {
 			if same, _ := sameFile(tmp, &st); same {
-				return fd, tmp, nil
+				return true
 			}
 		}
 		unix.Close(fd) // a cleaner has it: leave the name to the cleaner
-		if i+1 == attachTries {
-			return -1, "", reason{syscall.EBUSY, "a cleaner kept taking the temporary files in " + dir}
-		}
+		return false
+	}) {
+		return -1, "", reason{syscall.EBUSY, "a cleaner kept taking the temporary files in " + dir}
 	}
+	if err != nil {
+		return -1, "", err
+	}
+	return fd, tmp, nil
 }
 
 // afterTempCreate, when set (by tests only), runs between the creation of a temporary file and its

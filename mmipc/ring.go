@@ -178,7 +178,7 @@ func (q *Ring) endGuard(op string, err *error, old bool) {
 		// would stop every other sender or receiver (the truncation may have spared the control
 		// block, or the file may be grown back). Best effort: the words may be gone too.
 		q.giveBack(false)
-		*err = q.region.faultError(op, addr)
+		*err = q.region.faultError(op, byLibrary, addr)
 	}
 }
 

@@ -153,10 +153,9 @@ func (d Dir) openRingRegion(name string) (*Region, int, error) {
 func checkRingRegion(r *Region, h Header) (int, error) {
 	var c int
 	var err error
-	if gerr := r.Guard(func(data []byte) { c, err = checkRingControl(h, data) }); gerr != nil {
-		// Only reads here: whatever the mapping's protection, a fault is a page the file lost.
-		e := gerr.(*Error) // Guard's errors are always *Error
-		return 0, notRegion("the ring's file was truncated under the mapping: " + e.Detail)
+	if gerr := r.guard("ring_open", byLibrary, func(data []byte) { c, err = checkRingControl(h, data) }); gerr != nil {
+		e := gerr.(*Error) // guard's errors are always *Error
+		return 0, reason{e.Errno, e.Detail}
 	}
 	return c, err
 }

@@ -1,10 +1,8 @@
 package mmipc
 
 import (
-	"errors"
 	"runtime/debug"
 	"sync/atomic"
-	"syscall"
 )
 
 // RingInfo is a snapshot of a ring's state, for tools and monitoring. Peers keep working while it
@@ -48,13 +46,7 @@ func (d Dir) RingStat(name string) (RingInfo, error) {
 	}
 	q := newRing(r, c)
 	defer q.Close()
-	info, err := q.stat("ring_stat")
-	var e *Error
-	if errors.As(err, &e) && e.Errno == syscall.EFAULT {
-		// The mapping is read-only and stat only reads: a fault is a truncation that was undone.
-		e.Errno, e.Detail = syscall.EPROTO, "the ring's file was truncated under the mapping: "+e.Detail
-	}
-	return info, err
+	return q.stat("ring_stat")
 }
 
 // Stat describes the ring as RingStat does. It fails only when the ring's file was truncated under
