@@ -279,14 +279,8 @@ static int cmd_lockhog(const char *path)
 
 int main(int argc, char **argv)
 {
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	(void)check; /* check.h comes with testutil.h; this program reports in its own words */
-	(void)check_exit;
-	if (argc < 2)
-		peer_usage("hostile_peer", "tests/hostilepeer/main.go");
-	command = argv[1];
-	int nargs = argc - 2;
-	char **a = argv + 2;
+	int nargs;
+	char **a = peer_begin(argc, argv, 0, "hostile_peer", "tests/hostilepeer/main.go", &nargs);
 	if (strcmp(command, "hostile") == 0 && nargs == 6)
 		return cmd_hostile(a[0], (size_t)number(a[1]), a[2], a[3], (unsigned long)number(a[4]), a[5]);
 	if (strcmp(command, "truncate") == 0 && nargs == 2)

@@ -533,14 +533,8 @@ static int cmd_fork_watch(const char *name, size_t size, uint32_t n)
 
 int main(int argc, char **argv)
 {
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	(void)check; /* check.h comes with testutil.h; this program reports in its own words */
-	(void)check_exit;
-	if (argc < 2)
-		peer_usage("peer", "tests/gopeer/main.go");
-	command = argv[1];
-	int nargs = argc - 2;
-	char **a = argv + 2;
+	int nargs;
+	char **a = peer_begin(argc, argv, 0, "peer", "tests/gopeer/main.go", &nargs);
 #define NEED(lo, hi)                                                                                      \
 	do {                                                                                              \
 		if (nargs < (lo) || ((hi) >= 0 && nargs > (hi)))                                          \

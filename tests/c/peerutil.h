@@ -1,4 +1,5 @@
-/* peerutil.h - what the C peers of the cross-language tests (peer.c, syncpeer.c) share: the
+/* peerutil.h - what the C peers of the cross-language tests (peer.c, syncpeer.c, hostile_peer.c,
+ * crash_writer.c, load_peer.c) share: the
  * "ok COMMAND ..." / "FAIL COMMAND: ..." lines the Go test drivers read, the usage exit, and the
  * strict parsing of numeric arguments. Include after testutil.h. */
 #ifndef MMIPC_TEST_PEERUTIL_H
@@ -42,6 +43,23 @@ __attribute__((noreturn, unused)) static void peer_usage(const char *prog, const
 {
 	fprintf(stderr, "usage: %s COMMAND ARGS... (see the comment at the top of %s)\n", prog, spec);
 	exit(2);
+}
+
+/* Starts a peer "prog COMMAND ARGS...": stdout line-buffered (the driver reads it line by line),
+ * at least min_args ARGS (else the usage exit), command set; returns the ARGS and their count. */
+__attribute__((unused)) static char **peer_begin(int argc, char **argv, int min_args, const char *prog,
+						 const char *spec, int *nargs)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+#ifdef MMIPC_TEST_CHECK_H
+	(void)check; /* check.h comes with testutil.h; peers report in their own words */
+	(void)check_exit;
+#endif
+	if (argc < 2 + min_args)
+		peer_usage(prog, spec);
+	command = argv[1];
+	*nargs = argc - 2;
+	return argv + 2;
 }
 
 /* A decimal argument, whole and non-negative, else exit 2. */

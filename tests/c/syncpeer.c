@@ -341,14 +341,8 @@ static int cmd_wait_timeouts(long limit_ms)
 
 int main(int argc, char **argv)
 {
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	(void)check; /* check.h comes with testutil.h; this program reports in its own words */
-	(void)check_exit;
-	if (argc < 3)
-		peer_usage("syncpeer", "tests/syncpeer/main.go");
-	command = argv[1];
-	int nargs = argc - 2;
-	char **a = argv + 2;
+	int nargs;
+	char **a = peer_begin(argc, argv, 1, "syncpeer", "tests/syncpeer/main.go", &nargs);
 	open_region(a[0]);
 	int rc;
 	if (strcmp(command, "count") == 0 && nargs == 3)
