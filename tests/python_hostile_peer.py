@@ -9,30 +9,13 @@ import errno
 import os
 import random
 import select
-import sys
 import time
 
 import mmipc
+from python_peerutil import Command, fail, usage
 
 WORK_MESSAGES = 100
 WORK_TIMEOUT = 5.0
-
-command = ""
-
-
-class Failed(Exception):
-    pass
-
-
-def fail(msg):
-    raise Failed(msg)
-
-
-def usage():
-    print("usage: python_hostile_peer.py COMMAND ARGS... (see the comment at the top of tests/hostilepeer/main.go)",
-          file=sys.stderr)
-    sys.exit(2)
-
 
 def await_line(want, secs):
     """Waits up to secs for the line want on stdin (read with os.read: no buffering to hide a line
@@ -172,34 +155,22 @@ def cmd_expect(op, name, want):
 
 
 def main():
-    global command
-    if len(sys.argv) < 2:
-        usage()
-    command, args = sys.argv[1], sys.argv[2:]
+    cmd = Command("python_hostile_peer.py", "tests/hostilepeer/main.go", 0)
+    args = cmd.args
 
-    def num(i):
-        try:
-            v = int(args[i])
-        except (IndexError, ValueError):
-            usage()
-        if v < 0:
-            usage()
-        return v
-
-    try:
-        if command == "hostile" and len(args) == 6:
-            cmd_hostile(args[0], num(1), args[2], args[3], num(4), args[5])
-        elif command == "expect" and args and len(args) % 3 == 0:
+    def body():
+        if cmd.name == "hostile" and len(args) == 6:
+            cmd_hostile(args[0], cmd.num(1), args[2], args[3], cmd.num(4), args[5])
+        elif cmd.name == "expect" and args and len(args) % 3 == 0:
             for i in range(0, len(args), 3):
                 cmd_expect(*args[i:i + 3])
-            print(f"ok expect {len(args) // 3}", flush=True)
-        elif command == "gc" and not args:
-            print(f"ok gc removed={mmipc.gc()}", flush=True)
+            cmd.ok(f" {len(args) // 3}")
+        elif cmd.name == "gc" and not args:
+            cmd.ok(f" removed={mmipc.gc()}")
         else:
-            usage()
-    except (Failed, OSError) as e:
-        print(f"FAIL {command}: {e if isinstance(e, Failed) else repr(e)}", flush=True)
-        sys.exit(1)
+            return False
+
+    cmd.run(body)
 
 
 if __name__ == "__main__":

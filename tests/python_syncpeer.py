@@ -18,6 +18,7 @@ import sys
 import time
 
 import mmipc
+from python_peerutil import Command, Failed, fail, ok, say, usage
 
 OFF_LOCK, OFF_COUNTER, OFF_DIRTY, OFF_REPAIRS = 0, 64, 72, 76
 OFF_READY, OFF_ARRIVED, OFF_WORD, OFF_ARMED = 80, 84, 128, 132
@@ -26,34 +27,6 @@ REREADS = 16
 WAIT_LIMIT = 20.0
 HOLD_LIMIT = 60.0
 PROBE_SHORT = 0.030
-
-command = ""
-
-
-class Failed(Exception):
-    pass
-
-
-def fail(msg):
-    raise Failed(msg)
-
-
-def say(line):
-    """Prints a line with one write(2): a forked holder and its parent share the pipe, and a line
-    split in two writes could interleave with the other's."""
-    sys.stdout.flush()
-    os.write(1, (line + "\n").encode())
-
-
-def ok(msg):
-    say(f"ok {command}{msg}")
-
-
-def usage():
-    print("usage: python_syncpeer.py COMMAND ARGS... (see the comment at the top of tests/syncpeer/main.go)",
-          file=sys.stderr)
-    sys.exit(2)
-
 
 class Peer:
     def __init__(self, name):
@@ -323,47 +296,30 @@ def cmd_wait_timeouts(p, limit_ms):
 
 
 def main():
-    global command
-    if len(sys.argv) < 3:
-        usage()
-    command, args = sys.argv[1], sys.argv[2:]
+    cmd = Command("python_syncpeer.py", "tests/syncpeer/main.go", 1)
+    args, num, word = cmd.args, cmd.num, cmd.word
 
-    def num(i):
-        try:
-            v = int(args[i])
-        except (IndexError, ValueError):
-            usage()
-        if v < 0:
-            usage()
-        return v
-
-    def word(i):
-        if i >= len(args):
-            usage()
-        return args[i]
-
-    try:
+    def body():
         p = Peer(args[0])
-        if command == "count" and len(args) == 3:
+        if cmd.name == "count" and len(args) == 3:
             cmd_count(p, num(1), num(2))
-        elif command == "hold" and len(args) == 1:
+        elif cmd.name == "hold" and len(args) == 1:
             p.hold()
-        elif command == "survive" and len(args) == 3:
+        elif cmd.name == "survive" and len(args) == 3:
             cmd_survive(p, num(1), word(2))
-        elif command == "zombie" and len(args) == 3:
+        elif cmd.name == "zombie" and len(args) == 3:
             cmd_zombie(p, num(1), word(2))
-        elif command == "wait" and len(args) == 2:
+        elif cmd.name == "wait" and len(args) == 2:
             cmd_wait(p, num(1))
-        elif command == "notify" and len(args) == 2:
+        elif cmd.name == "notify" and len(args) == 2:
             cmd_notify(p, num(1))
-        elif command == "wait-timeouts" and len(args) == 2:
+        elif cmd.name == "wait-timeouts" and len(args) == 2:
             cmd_wait_timeouts(p, num(1))
         else:
-            usage()
+            return False
         p.r.close()
-    except (Failed, OSError) as e:
-        say(f"FAIL {command}: {e if isinstance(e, Failed) else repr(e)}")
-        sys.exit(1)
+
+    cmd.run(body)
 
 
 if __name__ == "__main__":
