@@ -117,26 +117,20 @@ int main(int argc, char **argv)
 	bench_init("abicost");
 	const char *list = "mmipc_size,mmipc_data,plain_size,control,plain_control";
 	uint64_t calls = 1000000, samples_n = 5, runs = 1, warmup = 1, control_calls = 0;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (!strcmp(a, "--mech"))
-			list = v ? v : "";
-		else if (!strcmp(a, "--calls"))
-			calls = bench_parse_u64(a, v, 1, UINT64_C(1) << 40);
-		else if (!strcmp(a, "--samples") || !strcmp(a, "--iters"))
-			samples_n = bench_parse_u64(a, v, 1, 1000000);
-		else if (!strcmp(a, "--runs"))
-			runs = bench_parse_u64(a, v, 1, 1000);
-		else if (!strcmp(a, "--warmup"))
-			warmup = bench_parse_u64(a, v, 0, 1000000);
-		else if (!strcmp(a, "--control-calls"))
-			control_calls = bench_parse_u64(a, v, 1, UINT64_C(1) << 40);
-		else
-			bench_usage("abicost --calls C --samples S --runs R [--warmup W] [--control-calls K] [--mech LIST] "
-				    "(unknown argument %s)",
-				    a);
-		i++;
-	}
+	const struct bench_flag flags[] = {
+		BENCH_STR("--mech", &list),
+		BENCH_NUM("--calls", &calls, 1, UINT64_C(1) << 40),
+		BENCH_NUM("--samples", &samples_n, 1, 1000000),
+		BENCH_NUM("--iters", &samples_n, 1, 1000000), /* the name the other engines use */
+		BENCH_NUM("--runs", &runs, 1, 1000),
+		BENCH_NUM("--warmup", &warmup, 0, 1000000),
+		BENCH_NUM("--control-calls", &control_calls, 1, UINT64_C(1) << 40),
+	};
+	bench_parse_flags(argc, argv, 1, flags, BENCH_LEN(flags),
+			  "abicost --calls C --samples S --runs R [--warmup W] [--control-calls K] [--mech LIST] "
+			  "(unknown argument %s)");
+	if (list == NULL) /* --mech with no value: an empty list, reported below */
+		list = "";
 	enum fn fns[F_N];
 	int nfn = 0;
 	char buf[256];

@@ -48,25 +48,17 @@ static int consume(int argc, char **argv)
 {
 	bench_prog = "bandwidth consume";
 	const char *mech = "mmipc", *name = NULL, *fds = NULL;
-	uint64_t size = 0, count = 0;
-	for (int i = 2; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (!strcmp(a, "--mech"))
-			mech = v;
-		else if (!strcmp(a, "--name"))
-			name = v;
-		else if (!strcmp(a, "--fds"))
-			fds = v;
-		else if (!strcmp(a, "--size"))
-			size = bench_parse_u64(a, v, 1, UINT64_C(1) << 40);
-		else if (!strcmp(a, "--count"))
-			count = bench_parse_u64(a, v, 1, UINT32_MAX - 1);
-		else if (!strcmp(a, "--spin"))
-			bench_spin_limit = (unsigned)bench_parse_u64(a, v, 0, 1000000);
-		else
-			bench_usage("consume: unknown argument %s", a);
-		i++;
-	}
+	uint64_t size = 0, count = 0, spin = bench_spin_limit;
+	const struct bench_flag flags[] = {
+		BENCH_STR("--mech", &mech),
+		BENCH_STR("--name", &name),
+		BENCH_STR("--fds", &fds),
+		BENCH_NUM("--size", &size, 1, UINT64_C(1) << 40),
+		BENCH_NUM("--count", &count, 1, UINT32_MAX - 1),
+		BENCH_NUM("--spin", &spin, 0, 1000000),
+	};
+	bench_parse_flags(argc, argv, 2, flags, BENCH_LEN(flags), "consume: unknown argument %s");
+	bench_spin_limit = (unsigned)spin; /* an unsigned: parsed as a uint64_t, then stored */
 	enum mech m = find_mech(mech);
 	if (size == 0 || count == 0 || m == M_MEMCPY)
 		bench_usage("consume: --mech mmipc|uds, --size and --count are required");
@@ -134,32 +126,20 @@ int main(int argc, char **argv)
 
 	const char *mech = NULL, *peer = NULL, *cpus = NULL, *id = NULL;
 	uint64_t size = 0, iters = 10, warmup = 0, runs = 1, corrupt_at = 0;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (!strcmp(a, "--mech"))
-			mech = v;
-		else if (!strcmp(a, "--peer"))
-			peer = v;
-		else if (!strcmp(a, "--cpus"))
-			cpus = v;
-		else if (!strcmp(a, "--id"))
-			id = v;
-		else if (!strcmp(a, "--size"))
-			size = bench_parse_u64(a, v, 1, UINT64_C(1) << 40);
-		else if (!strcmp(a, "--iters"))
-			iters = bench_parse_u64(a, v, 1, 100000000);
-		else if (!strcmp(a, "--warmup"))
-			warmup = bench_parse_u64(a, v, 1, 100000000);
-		else if (!strcmp(a, "--runs"))
-			runs = bench_parse_u64(a, v, 1, 1000);
-		else if (!strcmp(a, "--corrupt-at"))
-			corrupt_at = bench_parse_u64(a, v, 1, UINT32_MAX - 1);
-		else
-			bench_usage("bandwidth --mech mmipc|uds|memcpy --size BYTES --iters N --runs R [--warmup W] "
-				    "[--cpus A,B] [--peer PATH] [--id ID] (unknown argument %s)",
-				    a);
-		i++;
-	}
+	const struct bench_flag flags[] = {
+		BENCH_STR("--mech", &mech),
+		BENCH_STR("--peer", &peer),
+		BENCH_STR("--cpus", &cpus),
+		BENCH_STR("--id", &id),
+		BENCH_NUM("--size", &size, 1, UINT64_C(1) << 40),
+		BENCH_NUM("--iters", &iters, 1, 100000000),
+		BENCH_NUM("--warmup", &warmup, 1, 100000000),
+		BENCH_NUM("--runs", &runs, 1, 1000),
+		BENCH_NUM("--corrupt-at", &corrupt_at, 1, UINT32_MAX - 1),
+	};
+	bench_parse_flags(argc, argv, 1, flags, BENCH_LEN(flags),
+			  "bandwidth --mech mmipc|uds|memcpy --size BYTES --iters N --runs R [--warmup W] "
+			  "[--cpus A,B] [--peer PATH] [--id ID] (unknown argument %s)");
 	enum mech m = find_mech(mech);
 	if (size == 0)
 		bench_usage("--size is required");

@@ -338,6 +338,48 @@ BENCH_FN uint64_t bench_parse_u64(const char *flag, const char *s, uint64_t lo, 
 	return v;
 }
 
+/* One "--flag VALUE" option of an engine. str (if not NULL) gets the value as given, NULL when
+ * the flag is the last argument (the engine's own check then reports it); num (if not NULL) gets
+ * it as an integer in [lo, hi], else a usage error. An option with both is a number whose
+ * presence matters too (pingpong's --spin, passed on to the responder only when asked). */
+struct bench_flag {
+	const char *name;
+	const char **str;
+	uint64_t *num;
+	uint64_t lo, hi;
+};
+
+#define BENCH_STR(name, ptr) {(name), (ptr), NULL, 0, 0}
+#define BENCH_NUM(name, ptr, lo, hi) {(name), NULL, (ptr), (lo), (hi)}
+#define BENCH_STR_NUM(name, sptr, nptr, lo, hi) {(name), (sptr), (nptr), (lo), (hi)}
+#define BENCH_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Parses argv[first..argc-1] as "--flag VALUE" pairs of flags[0..n-1]; a flag always takes the
+ * next argument as its value, even one that looks like a flag. An unknown flag is a usage error:
+ * usage is the engine's usage line, with the argument in place of its "%s" (plain text, not a
+ * printf format: the compiler cannot check a format passed in a variable). */
+BENCH_FN void bench_parse_flags(int argc, char **argv, int first, const struct bench_flag *flags, size_t n,
+				const char *usage)
+{
+	for (int i = first; i < argc; i += 2) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		const struct bench_flag *f = NULL;
+		for (size_t k = 0; k < n && f == NULL; k++)
+			if (!strcmp(a, flags[k].name))
+				f = &flags[k];
+		if (f == NULL) {
+			const char *at = strstr(usage, "%s");
+			if (at == NULL)
+				bench_usage("%s (unknown argument %s)", usage, a);
+			bench_usage("%.*s%s%s", (int)(at - usage), usage, a, at + 2);
+		}
+		if (f->str)
+			*f->str = v;
+		if (f->num)
+			*f->num = bench_parse_u64(a, v, f->lo, f->hi);
+	}
+}
+
 /* "--cpus A,B" -> a, b; "--cpus A" -> a, a (single-process engines). */
 BENCH_FN void bench_parse_cpus(const char *s, int *a, int *b)
 {

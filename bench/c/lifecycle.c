@@ -137,27 +137,19 @@ int main(int argc, char **argv)
 {
 	bench_init("lifecycle");
 	const char *mech = NULL, *id = NULL;
-	uint64_t iters = 1000, warmup = 100, runs = 1;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (!strcmp(a, "--mech"))
-			mech = v;
-		else if (!strcmp(a, "--id"))
-			id = v;
-		else if (!strcmp(a, "--iters"))
-			iters = bench_parse_u64(a, v, 1, 100000000);
-		else if (!strcmp(a, "--warmup"))
-			warmup = bench_parse_u64(a, v, 0, 100000000);
-		else if (!strcmp(a, "--runs"))
-			runs = bench_parse_u64(a, v, 1, 1000);
-		else if (!strcmp(a, "--size"))
-			size = bench_parse_u64(a, v, 1, UINT64_C(1) << 40);
-		else
-			bench_usage("lifecycle --mech mmipc-create|raw-create|mmipc-open|raw-open --iters N --runs R "
-				    "[--warmup W] [--size BYTES] [--id ID] (unknown argument %s)",
-				    a);
-		i++;
-	}
+	uint64_t iters = 1000, warmup = 100, runs = 1, size_arg = size;
+	const struct bench_flag flags[] = {
+		BENCH_STR("--mech", &mech),
+		BENCH_STR("--id", &id),
+		BENCH_NUM("--iters", &iters, 1, 100000000),
+		BENCH_NUM("--warmup", &warmup, 0, 100000000),
+		BENCH_NUM("--runs", &runs, 1, 1000),
+		BENCH_NUM("--size", &size_arg, 1, UINT64_C(1) << 40),
+	};
+	bench_parse_flags(argc, argv, 1, flags, BENCH_LEN(flags),
+			  "lifecycle --mech mmipc-create|raw-create|mmipc-open|raw-open --iters N --runs R "
+			  "[--warmup W] [--size BYTES] [--id ID] (unknown argument %s)");
+	size = (size_t)size_arg; /* a size_t: parsed as a uint64_t, then stored */
 	int m = -1;
 	for (int i = 0; i < 4; i++)
 		if (mech && !strcmp(mech, mech_names[i]))

@@ -163,27 +163,18 @@ static int respond(int argc, char **argv)
 {
 	bench_prog = "pingpong respond";
 	const char *mech = NULL, *name = NULL, *fds = NULL;
-	uint64_t size = 0, count = 0, corrupt_at = 0;
-	for (int i = 2; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (!strcmp(a, "--mech"))
-			mech = v;
-		else if (!strcmp(a, "--name"))
-			name = v;
-		else if (!strcmp(a, "--fds"))
-			fds = v;
-		else if (!strcmp(a, "--size"))
-			size = bench_parse_u64(a, v, 1, 1 << 30);
-		else if (!strcmp(a, "--count"))
-			count = bench_parse_u64(a, v, 1, UINT32_MAX - 1);
-		else if (!strcmp(a, "--corrupt-at"))
-			corrupt_at = bench_parse_u64(a, v, 1, UINT32_MAX - 1);
-		else if (!strcmp(a, "--spin"))
-			bench_spin_limit = (unsigned)bench_parse_u64(a, v, 0, 1000000);
-		else
-			bench_usage("respond: unknown argument %s", a);
-		i++;
-	}
+	uint64_t size = 0, count = 0, corrupt_at = 0, spin = bench_spin_limit;
+	const struct bench_flag flags[] = {
+		BENCH_STR("--mech", &mech),
+		BENCH_STR("--name", &name),
+		BENCH_STR("--fds", &fds),
+		BENCH_NUM("--size", &size, 1, 1 << 30),
+		BENCH_NUM("--count", &count, 1, UINT32_MAX - 1),
+		BENCH_NUM("--corrupt-at", &corrupt_at, 1, UINT32_MAX - 1),
+		BENCH_NUM("--spin", &spin, 0, 1000000),
+	};
+	bench_parse_flags(argc, argv, 2, flags, BENCH_LEN(flags), "respond: unknown argument %s");
+	bench_spin_limit = (unsigned)spin; /* an unsigned: parsed as a uint64_t, then stored */
 	struct chan c = {.m = find_mech(mech), .size = size, .rfd = -1, .wfd = -1};
 	if (size == 0 || count == 0)
 		bench_usage("respond: --size and --count are required");
@@ -220,37 +211,25 @@ int main(int argc, char **argv)
 
 	const char *mech = NULL, *peer = NULL, *cpus = NULL, *id = NULL, *spin = NULL;
 	uint64_t size = 0, iters = 2000, warmup = 200, runs = 1, corrupt_ping = 0, corrupt_pong = 0;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (!strcmp(a, "--mech"))
-			mech = v;
-		else if (!strcmp(a, "--peer"))
-			peer = v;
-		else if (!strcmp(a, "--cpus"))
-			cpus = v;
-		else if (!strcmp(a, "--id"))
-			id = v;
-		else if (!strcmp(a, "--size"))
-			size = bench_parse_u64(a, v, 1, 1 << 30);
-		else if (!strcmp(a, "--iters"))
-			iters = bench_parse_u64(a, v, 1, 100000000);
-		else if (!strcmp(a, "--warmup"))
-			warmup = bench_parse_u64(a, v, 1, 100000000);
-		else if (!strcmp(a, "--runs"))
-			runs = bench_parse_u64(a, v, 1, 1000);
-		else if (!strcmp(a, "--corrupt-ping"))
-			corrupt_ping = bench_parse_u64(a, v, 1, UINT32_MAX - 1);
-		else if (!strcmp(a, "--corrupt-pong"))
-			corrupt_pong = bench_parse_u64(a, v, 1, UINT32_MAX - 1);
-		else if (!strcmp(a, "--spin")) {
-			spin = v;
-			bench_spin_limit = (unsigned)bench_parse_u64(a, v, 0, 1000000);
-		} else
-			bench_usage("pingpong --mech M --size BYTES --iters N --warmup W --runs R [--cpus A,B] "
-				    "[--peer PATH] [--id ID] (unknown argument %s)",
-				    a);
-		i++;
-	}
+	uint64_t spin_n = bench_spin_limit;
+	const struct bench_flag flags[] = {
+		BENCH_STR("--mech", &mech),
+		BENCH_STR("--peer", &peer),
+		BENCH_STR("--cpus", &cpus),
+		BENCH_STR("--id", &id),
+		BENCH_NUM("--size", &size, 1, 1 << 30),
+		BENCH_NUM("--iters", &iters, 1, 100000000),
+		BENCH_NUM("--warmup", &warmup, 1, 100000000),
+		BENCH_NUM("--runs", &runs, 1, 1000),
+		BENCH_NUM("--corrupt-ping", &corrupt_ping, 1, UINT32_MAX - 1),
+		BENCH_NUM("--corrupt-pong", &corrupt_pong, 1, UINT32_MAX - 1),
+		/* The text too: the responder gets --spin only when it was asked for. */
+		BENCH_STR_NUM("--spin", &spin, &spin_n, 0, 1000000),
+	};
+	bench_parse_flags(argc, argv, 1, flags, BENCH_LEN(flags),
+			  "pingpong --mech M --size BYTES --iters N --warmup W --runs R [--cpus A,B] "
+			  "[--peer PATH] [--id ID] (unknown argument %s)");
+	bench_spin_limit = (unsigned)spin_n; /* an unsigned: parsed as a uint64_t, then stored */
 	struct chan c = {.m = find_mech(mech), .size = size, .rfd = -1, .wfd = -1};
 	if (size == 0)
 		bench_usage("--size is required");

@@ -245,22 +245,14 @@ static int respond(int argc, char **argv)
 	bench_prog = "ring respond";
 	const char *ping_name = NULL, *pong_name = NULL;
 	uint64_t size = 0, count = 0, corrupt_at = 0;
-	for (int i = 2; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (!strcmp(a, "--ping"))
-			ping_name = v;
-		else if (!strcmp(a, "--pong"))
-			pong_name = v;
-		else if (!strcmp(a, "--size"))
-			size = bench_parse_u64(a, v, 1, 1 << 30);
-		else if (!strcmp(a, "--count"))
-			count = bench_parse_u64(a, v, 1, UINT64_C(1) << 40);
-		else if (!strcmp(a, "--corrupt-at"))
-			corrupt_at = bench_parse_u64(a, v, 1, UINT64_C(1) << 40);
-		else
-			bench_usage("respond: unknown argument %s", a);
-		i++;
-	}
+	const struct bench_flag flags[] = {
+		BENCH_STR("--ping", &ping_name),
+		BENCH_STR("--pong", &pong_name),
+		BENCH_NUM("--size", &size, 1, 1 << 30),
+		BENCH_NUM("--count", &count, 1, UINT64_C(1) << 40),
+		BENCH_NUM("--corrupt-at", &corrupt_at, 1, UINT64_C(1) << 40),
+	};
+	bench_parse_flags(argc, argv, 2, flags, BENCH_LEN(flags), "respond: unknown argument %s");
 	if (!ping_name || !pong_name || size == 0 || count == 0)
 		bench_usage("respond: --ping, --pong, --size and --count are required");
 	mmipc_ring *ping = ring_open(ping_name), *pong = ring_open(pong_name);
@@ -287,28 +279,17 @@ static int sender(int argc, char **argv)
 	bench_prog = "ring send";
 	const char *mech = NULL, *name = NULL, *fds = NULL;
 	uint64_t size = 0, count = 0, corrupt_at = 0, drop_at = 0, capacity = DEFAULT_CAPACITY;
-	for (int i = 2; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (!strcmp(a, "--mech"))
-			mech = v;
-		else if (!strcmp(a, "--name"))
-			name = v;
-		else if (!strcmp(a, "--fds"))
-			fds = v;
-		else if (!strcmp(a, "--size"))
-			size = bench_parse_u64(a, v, 1, 1 << 20);
-		else if (!strcmp(a, "--count"))
-			count = bench_parse_u64(a, v, 1, UINT64_C(1) << 40);
-		else if (!strcmp(a, "--capacity"))
-			capacity = bench_parse_u64(a, v, 1024, 1 << 30);
-		else if (!strcmp(a, "--corrupt-at"))
-			corrupt_at = bench_parse_u64(a, v, 1, UINT64_C(1) << 40);
-		else if (!strcmp(a, "--drop-at"))
-			drop_at = bench_parse_u64(a, v, 1, UINT64_C(1) << 40);
-		else
-			bench_usage("send: unknown argument %s", a);
-		i++;
-	}
+	const struct bench_flag flags[] = {
+		BENCH_STR("--mech", &mech),
+		BENCH_STR("--name", &name),
+		BENCH_STR("--fds", &fds),
+		BENCH_NUM("--size", &size, 1, 1 << 20),
+		BENCH_NUM("--count", &count, 1, UINT64_C(1) << 40),
+		BENCH_NUM("--capacity", &capacity, 1024, 1 << 30),
+		BENCH_NUM("--corrupt-at", &corrupt_at, 1, UINT64_C(1) << 40),
+		BENCH_NUM("--drop-at", &drop_at, 1, UINT64_C(1) << 40),
+	};
+	bench_parse_flags(argc, argv, 2, flags, BENCH_LEN(flags), "send: unknown argument %s");
 	struct chan c = {.m = find_mech(mech), .size = size, .fd = -1};
 	if (size == 0 || count == 0)
 		bench_usage("send: --size and --count are required");
@@ -348,44 +329,26 @@ struct opts {
 
 static void parse_opts(int argc, char **argv, struct opts *o)
 {
-	for (int i = 2; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (!strcmp(a, "--mech"))
-			o->mech = v;
-		else if (!strcmp(a, "--peer"))
-			o->peer = v;
-		else if (!strcmp(a, "--peer-role"))
-			o->peer_role = v;
-		else if (!strcmp(a, "--cpus"))
-			o->cpus = v;
-		else if (!strcmp(a, "--id"))
-			o->id = v;
-		else if (!strcmp(a, "--size"))
-			o->size = bench_parse_u64(a, v, 1, 1 << 20);
-		else if (!strcmp(a, "--iters"))
-			o->iters = bench_parse_u64(a, v, 1, 100000000);
-		else if (!strcmp(a, "--warmup"))
-			o->warmup = bench_parse_u64(a, v, 1, 1000000000);
-		else if (!strcmp(a, "--runs"))
-			o->runs = bench_parse_u64(a, v, 1, 1000);
-		else if (!strcmp(a, "--batch"))
-			o->batch = bench_parse_u64(a, v, 1, 100000000);
-		else if (!strcmp(a, "--batches"))
-			o->batches = bench_parse_u64(a, v, 1, 100000);
-		else if (!strcmp(a, "--capacity"))
-			o->capacity = bench_parse_u64(a, v, 1024, 1 << 30);
-		else if (!strcmp(a, "--corrupt-ping"))
-			o->corrupt_ping = bench_parse_u64(a, v, 1, UINT64_C(1) << 40);
-		else if (!strcmp(a, "--corrupt-pong"))
-			o->corrupt_pong = bench_parse_u64(a, v, 1, UINT64_C(1) << 40);
-		else if (!strcmp(a, "--corrupt-at"))
-			o->corrupt_at = bench_parse_u64(a, v, 1, UINT64_C(1) << 40);
-		else if (!strcmp(a, "--drop-at"))
-			o->drop_at = bench_parse_u64(a, v, 1, UINT64_C(1) << 40);
-		else
-			bench_usage("ring rt|tput: unknown argument %s (see bench/ENGINES.md)", a);
-		i++;
-	}
+	const struct bench_flag flags[] = {
+		BENCH_STR("--mech", &o->mech),
+		BENCH_STR("--peer", &o->peer),
+		BENCH_STR("--peer-role", &o->peer_role),
+		BENCH_STR("--cpus", &o->cpus),
+		BENCH_STR("--id", &o->id),
+		BENCH_NUM("--size", &o->size, 1, 1 << 20),
+		BENCH_NUM("--iters", &o->iters, 1, 100000000),
+		BENCH_NUM("--warmup", &o->warmup, 1, 1000000000),
+		BENCH_NUM("--runs", &o->runs, 1, 1000),
+		BENCH_NUM("--batch", &o->batch, 1, 100000000),
+		BENCH_NUM("--batches", &o->batches, 1, 100000),
+		BENCH_NUM("--capacity", &o->capacity, 1024, 1 << 30),
+		BENCH_NUM("--corrupt-ping", &o->corrupt_ping, 1, UINT64_C(1) << 40),
+		BENCH_NUM("--corrupt-pong", &o->corrupt_pong, 1, UINT64_C(1) << 40),
+		BENCH_NUM("--corrupt-at", &o->corrupt_at, 1, UINT64_C(1) << 40),
+		BENCH_NUM("--drop-at", &o->drop_at, 1, UINT64_C(1) << 40),
+	};
+	bench_parse_flags(argc, argv, 2, flags, BENCH_LEN(flags),
+			  "ring rt|tput: unknown argument %s (see bench/ENGINES.md)");
 	if (o->size == 0)
 		bench_usage("--size is required");
 }

@@ -69,22 +69,15 @@ int main(int argc, char **argv)
 	bench_init("spawn");
 	const char *prog = NULL, *id = NULL;
 	uint64_t iters = 20, runs = 1, warmup = 2;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (!strcmp(a, "--prog"))
-			prog = v;
-		else if (!strcmp(a, "--id"))
-			id = v;
-		else if (!strcmp(a, "--iters"))
-			iters = bench_parse_u64(a, v, 1, 1000000);
-		else if (!strcmp(a, "--runs"))
-			runs = bench_parse_u64(a, v, 1, 1000);
-		else if (!strcmp(a, "--warmup"))
-			warmup = bench_parse_u64(a, v, 0, 1000000);
-		else
-			bench_usage("spawn --prog PATH --iters N --runs R [--warmup W] [--id PREFIX] (unknown argument %s)", a);
-		i++;
-	}
+	const struct bench_flag flags[] = {
+		BENCH_STR("--prog", &prog),
+		BENCH_STR("--id", &id),
+		BENCH_NUM("--iters", &iters, 1, 1000000),
+		BENCH_NUM("--runs", &runs, 1, 1000),
+		BENCH_NUM("--warmup", &warmup, 0, 1000000),
+	};
+	bench_parse_flags(argc, argv, 1, flags, BENCH_LEN(flags),
+			  "spawn --prog PATH --iters N --runs R [--warmup W] [--id PREFIX] (unknown argument %s)");
 	if (prog == NULL)
 		bench_usage("--prog is required");
 	char copy[PATH_MAX], prefix[PATH_MAX + 16], id_wall[PATH_MAX + 32], id_rss[PATH_MAX + 32];
