@@ -543,12 +543,15 @@ class ErrorTest(RegionTest):
                 ("open_ro", lambda: mmipc.open("locked", readonly=True)),
                 ("open_0600", lambda: mmipc.open("mine", readonly=True)),
                 ("create", lambda: mmipc.create("new", 64)),
+                ("stat", lambda: mmipc.stat("locked")),
+                ("unlink", lambda: mmipc.unlink("mine")),
             ]:
                 try:
                     call()
                     out[key] = ["ok", 0, ""]
                 except OSError as e:
                     out[key] = [type(e).__name__, e.errno, e.strerror]
+            out["gc"] = mmipc.gc()  # may remove nothing of root's, and says so without an error
             print(json.dumps(out))
         """)
         tried = []
@@ -565,7 +568,8 @@ class ErrorTest(RegionTest):
                 tried.append(f"{exe}: exit {proc.returncode}: {proc.stderr.strip()[-300:]}")
                 continue
             out = json.loads(proc.stdout)
-            for key in ("open", "open_ro", "open_0600", "create"):
+            self.assertEqual(out.pop("gc"), 0)
+            for key in ("open", "open_ro", "open_0600", "create", "stat", "unlink"):
                 kind, err, msg = out[key]
                 self.assertEqual((kind, err), ("PermissionError", errno.EACCES), f"{key}: {msg}")
                 self.assertIn("mmipc_", msg)
